@@ -1,0 +1,53 @@
+"""Authenticator data (WebAuthn §6.1): flags and the byte layout signed by every assertion."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntFlag
+from typing import Any
+
+from authenticator import cbor
+
+
+class AuthDataFlag(IntFlag):
+    UP = 0x01  # user present
+    UV = 0x04  # user verified
+    BE = 0x08  # backup eligible (WebAuthn L3 §6.1.3)
+    BS = 0x10  # backed up
+    AT = 0x40  # attested credential data included
+    ED = 0x80  # extension data included
+
+
+@dataclass(frozen=True, slots=True)
+class AttestedCredentialData:
+    aaguid: bytes
+    credential_id: bytes
+    cose_public_key: dict[int, Any]
+
+    def to_bytes(self) -> bytes:
+        return (
+            self.aaguid
+            + struct.pack(">H", len(self.credential_id))
+            + self.credential_id
+            + cbor.encode(self.cose_public_key)
+        )
+
+
+def build_auth_data(
+    rp_id_hash: bytes,
+    flags: AuthDataFlag,
+    sign_count: int,
+    attested: AttestedCredentialData | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> bytes:
+    if attested is not None:
+        flags |= AuthDataFlag.AT
+    if extensions:
+        flags |= AuthDataFlag.ED
+    data = rp_id_hash + struct.pack(">BI", flags, sign_count & 0xFFFFFFFF)
+    if attested is not None:
+        data += attested.to_bytes()
+    if extensions:
+        data += cbor.encode(extensions)
+    return data

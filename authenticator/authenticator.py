@@ -1,0 +1,250 @@
+"""``Authenticator``: the sans-IO CTAP2 device. Bytes in, steps out.
+
+Theory of operation: ``start(message)`` decodes a CTAP2 message (command byte, then CBOR),
+parses it into a typed request and runs the command's handler, a generator, until it either
+finishes (``Done``) or needs the user (``NeedPresence``). The transport then asks the user in
+its own way and calls ``resume(outcome)``. One command runs at a time; starting another while a
+handler waits abandons the waiting one as cancelled. Stateful continuations
+(getNextAssertion, enumerations) share the single ``Context.pending`` slot, which any other
+command clears. A power cycle is a new ``Authenticator`` over the same store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from authenticator import cbor
+from authenticator.attestation import STATE_PREFIX as ATTESTATION_STATE, AttestationAuthority
+from authenticator.clock import Clock, SystemClock
+from authenticator.commands import Command, GetInfoKey
+from authenticator.config import SECURITY_KEY, AttestationFormat, AuthenticatorConfig
+from authenticator.context import MASTER_KEY_STATE, Context, Handler
+from authenticator.credential import MAX_CREDENTIAL_ID_LENGTH
+from authenticator.get_assertion import get_assertion, get_next_assertion
+from authenticator.keys import Entropy, SystemEntropy
+from authenticator.make_credential import make_credential
+from authenticator.presence import Done, NeedPresence, Presence, PresencePolicy, Step, approve
+from authenticator.requests import GetAssertionRequest, MakeCredentialRequest
+from authenticator.status import CtapError, CtapStatus
+from authenticator.store.base import Store
+from authenticator.store.memory import MemoryStore
+from authenticator.u2f import process_apdu, u2f_error_response
+from authenticator.user_verification import supported_pin_uv_protocols
+
+log = logging.getLogger("fidoemu.authenticator")
+
+RESET_WINDOW_SECONDS = 10.0  # CTAP 2.1 §6.6: reset only within 10 s of power-up
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    parse: Callable[[dict[Any, Any], AuthenticatorConfig], Any] | None
+    handle: Callable[[Context, Any], Handler[dict[int, Any] | None]]
+
+
+class Authenticator:
+    """A virtual FIDO2 authenticator.
+
+    ``store`` holds credentials and device state (default: a fresh ``MemoryStore``);
+    ``attestation`` overrides the profile's format ("packed", "self", "none", "fido-u2f").
+    ``strict=True`` re-raises internal errors instead of answering ``OTHER`` (tests use it).
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        config: AuthenticatorConfig = SECURITY_KEY,
+        attestation: AttestationFormat | str | None = None,
+        clock: Clock | None = None,
+        entropy: Entropy | None = None,
+        strict: bool = False,
+    ) -> None:
+        if attestation is not None:
+            config = replace(config, attestation=AttestationFormat(attestation))
+        self.config = config
+        self.store: Store = store if store is not None else MemoryStore()
+        self.strict = strict
+        clock = clock or SystemClock()
+        entropy = entropy or SystemEntropy()
+        self._ctx = Context(
+            config=config,
+            store=self.store,
+            clock=clock,
+            entropy=entropy,
+            attestation=AttestationAuthority(self.store, entropy),
+            sealer=Context.load_sealer(self.store, entropy),
+            powered_up_at=clock.now(),
+        )
+        self._running: Generator[NeedPresence, Presence, bytes] | None = None
+        self._routes: dict[int, Route] = {
+            Command.MAKE_CREDENTIAL: Route(
+                lambda p, c: MakeCredentialRequest.parse(p, max_list=c.max_credential_count_in_list),
+                make_credential,
+            ),
+            Command.GET_ASSERTION: Route(
+                lambda p, c: GetAssertionRequest.parse(p, max_list=c.max_credential_count_in_list),
+                get_assertion,
+            ),
+            Command.GET_NEXT_ASSERTION: Route(None, lambda ctx, _req: get_next_assertion(ctx)),
+            Command.GET_INFO: Route(None, lambda ctx, _req: _get_info(ctx)),
+            Command.RESET: Route(None, lambda ctx, _req: self._reset()),
+            Command.SELECTION: Route(None, lambda ctx, _req: _selection()),
+        }
+
+    def __repr__(self) -> str:
+        return f"Authenticator({self.config.name!r}, store={self.store!r})"
+
+    @property
+    def context(self) -> Context:
+        return self._ctx
+
+    def attestation_root_pem(self) -> str:
+        """The PEM root certificate to trust for this store's packed attestations."""
+        return self._ctx.attestation.root_certificate_pem()
+
+    # -- the sans-IO interface ------------------------------------------------------------
+
+    def start(self, message: bytes) -> Step:
+        """Begin a CTAP2 command (command byte + CBOR parameters)."""
+        self._abandon()
+        return self._advance(self._cbor_command(message), None)
+
+    def u2f(self, apdu: bytes) -> Step:
+        """Begin a CTAP1/U2F command (an ISO 7816-4 APDU, as carried by CTAPHID_MSG)."""
+        self._abandon()
+        if not self.config.u2f:
+            return Done(u2f_error_response("INS_NOT_SUPPORTED"))
+        self._ctx.pending = None
+        return self._advance(process_apdu(self._ctx, apdu), None)
+
+    def resume(self, presence: Presence) -> Step:
+        """Answer the ``NeedPresence`` the last step asked for."""
+        if self._running is None:
+            raise RuntimeError("resume() without a pending NeedPresence")
+        return self._advance(self._running, presence)
+
+    def cancel(self) -> Step | None:
+        """CTAPHID_CANCEL: the waiting command ends with KEEPALIVE_CANCEL."""
+        if self._running is None:
+            return None
+        return self.resume(Presence.CANCELLED)
+
+    def call(self, message: bytes, presence: PresencePolicy = approve) -> bytes:
+        """Run a CTAP2 command to the end, answering presence requests with ``presence``."""
+        step = self.start(message)
+        while isinstance(step, NeedPresence):
+            step = self.resume(presence(step))
+        return step.response
+
+    def call_u2f(self, apdu: bytes, presence: PresencePolicy = approve) -> bytes:
+        step = self.u2f(apdu)
+        while isinstance(step, NeedPresence):
+            step = self.resume(presence(step))
+        return step.response
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _abandon(self) -> None:
+        if self._running is not None:
+            self._running.close()
+            self._running = None
+
+    def _advance(
+        self, running: Generator[NeedPresence, Presence, bytes], presence: Presence | None
+    ) -> Step:
+        try:
+            step = running.send(presence) if presence is not None else next(running)
+        except StopIteration as done:
+            self._running = None
+            return Done(done.value)
+        except Exception:
+            self._running = None
+            raise
+        self._running = running
+        return step
+
+    def _cbor_command(self, message: bytes) -> Generator[NeedPresence, Presence, bytes]:
+        """Wrap a command's handler so every failure becomes one status byte."""
+        try:
+            response = yield from self._dispatch(message)
+        except CtapError as error:
+            log.debug("command 0x%02x -> %s", message[0] if message else -1, error)
+            return bytes([error.status])
+        except Exception:
+            if self.strict:
+                raise
+            log.exception("internal error in command 0x%02x", message[0] if message else -1)
+            return bytes([CtapStatus.OTHER])
+        if response is None:
+            return bytes([CtapStatus.OK])
+        return bytes([CtapStatus.OK]) + cbor.encode(response)
+
+    def _dispatch(self, message: bytes) -> Handler[dict[int, Any] | None]:
+        if not message:
+            raise CtapError(CtapStatus.INVALID_LENGTH, "empty message")
+        command = message[0]
+        route = self._routes.get(command)
+        if route is None:
+            raise CtapError(CtapStatus.INVALID_COMMAND, f"command 0x{command:02x}")
+        if command != Command.GET_NEXT_ASSERTION:
+            self._ctx.pending = None  # any other command ends a stateful sequence
+        if len(message) > self.config.max_msg_size:
+            raise CtapError(CtapStatus.REQUEST_TOO_LARGE, "message exceeds maxMsgSize")
+        request = None
+        if route.parse is not None:
+            request = route.parse(cbor.decode_map(message[1:]), self.config)
+        return (yield from route.handle(self._ctx, request))
+
+    def _reset(self) -> Handler[None]:
+        ctx = self._ctx
+        # CTAP 2.1 §6.6: only within 10 s of power-up, and only with the user's touch.
+        if ctx.clock.now() - ctx.powered_up_at > RESET_WINDOW_SECONDS:
+            raise CtapError(CtapStatus.NOT_ALLOWED, "reset is allowed only just after power-up")
+        outcome = yield NeedPresence("", reason="reset")
+        outcome.require()
+        ctx.store.wipe(keep_prefix=ATTESTATION_STATE)
+        ctx.store.put_state(MASTER_KEY_STATE, None)
+        ctx.sealer = Context.load_sealer(ctx.store, ctx.entropy)  # revokes every wrapped ID
+        ctx.pending = None
+        ctx.extensions.clear()
+        return None
+
+
+def _selection() -> Handler[None]:
+    outcome = yield NeedPresence("", reason="selection")
+    outcome.require()
+    return None
+
+
+def _get_info(ctx: Context) -> Handler[dict[int, Any]]:
+    config = ctx.config
+    options: dict[str, bool] = {
+        "rk": config.resident_keys,
+        "up": True,
+        "plat": config.platform,
+    }
+    if config.built_in_uv:
+        options["uv"] = True
+    info: dict[int, Any] = {
+        GetInfoKey.VERSIONS: list(config.versions),
+        GetInfoKey.AAGUID: config.aaguid,
+        GetInfoKey.OPTIONS: options,
+        GetInfoKey.MAX_MSG_SIZE: config.max_msg_size,
+        GetInfoKey.MAX_CREDENTIAL_COUNT_IN_LIST: config.max_credential_count_in_list,
+        GetInfoKey.MAX_CREDENTIAL_ID_LENGTH: MAX_CREDENTIAL_ID_LENGTH,
+        GetInfoKey.TRANSPORTS: list(config.transports),
+        GetInfoKey.ALGORITHMS: [{"alg": int(a), "type": "public-key"} for a in config.algorithms],
+        GetInfoKey.FIRMWARE_VERSION: config.firmware_version,
+        GetInfoKey.REMAINING_DISCOVERABLE_CREDENTIALS: max(
+            0, config.max_resident_credentials - ctx.store.discoverable_count()
+        ),
+    }
+    protocols = supported_pin_uv_protocols(ctx)
+    if protocols:
+        info[GetInfoKey.PIN_UV_AUTH_PROTOCOLS] = list(protocols)
+    return info
+    yield  # a generator, like every handler

@@ -1,0 +1,60 @@
+"""The only importer of cbor2: strict CTAP2-canonical decoding with size and depth limits,
+and canonical encoding (CTAP 2.1 §8 "Message Encoding").
+
+A request is accepted only if re-encoding it canonically gives back the same bytes; that one
+rule rejects non-minimal integers and lengths, unsorted or duplicate map keys, indefinite
+lengths, trailing bytes and tags, all as ``INVALID_CBOR``.
+
+cbor2's canonical key order is length-first (RFC 7049 §3.9). It equals CTAP2's
+"major type, then length, then bytes" order for every map CTAP uses (maps whose keys are all
+integers of one byte, or all text); it differs only for maps mixing key types of different
+encoded lengths, which no CTAP structure has.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import cbor2
+
+from authenticator.status import CtapError, CtapStatus
+
+# CTAP 2.1 §8: authenticators must support at least 4 levels of nested maps/arrays; we take a
+# little more so a client that nests one level deeper still gets a precise status code.
+MAX_DEPTH: Final = 8
+
+
+def decode(data: bytes) -> Any:
+    """Decode one CTAP2-canonical CBOR item, or raise ``CtapError(INVALID_CBOR)``."""
+    try:
+        value = cbor2.loads(
+            data, max_depth=MAX_DEPTH, allow_indefinite=False, allow_duplicate_keys=False
+        )
+    except Exception as exc:  # cbor2 raises several types (incl. RecursionError, ValueError)
+        raise CtapError(CtapStatus.INVALID_CBOR, f"undecodable: {type(exc).__name__}") from None
+    try:
+        canonical = cbor2.dumps(value, canonical=True)
+    except Exception:
+        raise CtapError(CtapStatus.INVALID_CBOR, "contains an unsupported item") from None
+    if canonical != data:
+        raise CtapError(CtapStatus.INVALID_CBOR, "not in canonical form")
+    return value
+
+
+def decode_map(data: bytes) -> dict[Any, Any]:
+    """Decode a command's parameters: absent parameters read as an empty map."""
+    if not data:
+        return {}
+    value = decode(data)
+    if not isinstance(value, dict):
+        raise CtapError(CtapStatus.CBOR_UNEXPECTED_TYPE, "parameters are not a map")
+    return value
+
+
+def encode(value: Any) -> bytes:
+    return cbor2.dumps(value, canonical=True)
+
+
+def loads_lenient(data: bytes) -> Any:
+    """Decode without the canonical check (for reading our own stored records)."""
+    return cbor2.loads(data)

@@ -1,0 +1,95 @@
+"""CTAP2 command bytes and the CBOR map keys of each request and response (CTAP 2.1 §6).
+
+One IntEnum per map so that no bare key number appears outside this module.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Command(IntEnum):
+    MAKE_CREDENTIAL = 0x01
+    GET_ASSERTION = 0x02
+    GET_INFO = 0x04
+    CLIENT_PIN = 0x06
+    RESET = 0x07
+    GET_NEXT_ASSERTION = 0x08
+    BIO_ENROLLMENT = 0x09
+    CREDENTIAL_MANAGEMENT = 0x0A
+    SELECTION = 0x0B
+    LARGE_BLOBS = 0x0C
+    CONFIG = 0x0D
+    BIO_ENROLLMENT_PRE = 0x40
+    CREDENTIAL_MANAGEMENT_PRE = 0x41
+
+
+class MakeCredentialKey(IntEnum):
+    CLIENT_DATA_HASH = 0x01
+    RP = 0x02
+    USER = 0x03
+    PUB_KEY_CRED_PARAMS = 0x04
+    EXCLUDE_LIST = 0x05
+    EXTENSIONS = 0x06
+    OPTIONS = 0x07
+    PIN_UV_AUTH_PARAM = 0x08
+    PIN_UV_AUTH_PROTOCOL = 0x09
+    ENTERPRISE_ATTESTATION = 0x0A
+    ATTESTATION_FORMATS_PREFERENCE = 0x0B
+
+
+class MakeCredentialResponseKey(IntEnum):
+    FMT = 0x01
+    AUTH_DATA = 0x02
+    ATT_STMT = 0x03
+    EP_ATT = 0x04
+    LARGE_BLOB_KEY = 0x05
+    UNSIGNED_EXTENSION_OUTPUTS = 0x06
+
+
+class GetAssertionKey(IntEnum):
+    RP_ID = 0x01
+    CLIENT_DATA_HASH = 0x02
+    ALLOW_LIST = 0x03
+    EXTENSIONS = 0x04
+    OPTIONS = 0x05
+    PIN_UV_AUTH_PARAM = 0x06
+    PIN_UV_AUTH_PROTOCOL = 0x07
+
+
+class GetAssertionResponseKey(IntEnum):
+    CREDENTIAL = 0x01
+    AUTH_DATA = 0x02
+    SIGNATURE = 0x03
+    USER = 0x04
+    NUMBER_OF_CREDENTIALS = 0x05
+    USER_SELECTED = 0x06
+    LARGE_BLOB_KEY = 0x07
+    UNSIGNED_EXTENSION_OUTPUTS = 0x08
+
+
+class GetInfoKey(IntEnum):
+    VERSIONS = 0x01
+    EXTENSIONS = 0x02
+    AAGUID = 0x03
+    OPTIONS = 0x04
+    MAX_MSG_SIZE = 0x05
+    PIN_UV_AUTH_PROTOCOLS = 0x06
+    MAX_CREDENTIAL_COUNT_IN_LIST = 0x07
+    MAX_CREDENTIAL_ID_LENGTH = 0x08
+    TRANSPORTS = 0x09
+    ALGORITHMS = 0x0A
+    MAX_SERIALIZED_LARGE_BLOB_ARRAY = 0x0B
+    FORCE_PIN_CHANGE = 0x0C
+    MIN_PIN_LENGTH = 0x0D
+    FIRMWARE_VERSION = 0x0E
+    MAX_CRED_BLOB_LENGTH = 0x0F
+    MAX_RPIDS_FOR_SET_MIN_PIN_LENGTH = 0x10
+    PREFERRED_PLATFORM_UV_ATTEMPTS = 0x11
+    UV_MODALITY = 0x12
+    CERTIFICATIONS = 0x13
+    REMAINING_DISCOVERABLE_CREDENTIALS = 0x14
+    VENDOR_PROTOTYPE_CONFIG_COMMANDS = 0x15
+    ATTESTATION_FORMATS = 0x16
+    UV_COUNT_SINCE_LAST_PIN_ENTRY = 0x17
+    LONG_TOUCH_FOR_RESET = 0x18

@@ -1,0 +1,63 @@
+"""The state a command handler works with: configuration, ports, device secrets, and the one
+pending stateful command. Runtime fields here are lost on a power cycle; persistent ones live
+in the store."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeAlias, TypeVar
+
+from authenticator.attestation import AttestationAuthority
+from authenticator.clock import Clock
+from authenticator.config import AuthenticatorConfig, CounterMode
+from authenticator.keys import Entropy, Sealer
+from authenticator.presence import NeedPresence, Presence
+from authenticator.store.base import GLOBAL_COUNTER, Store
+
+R = TypeVar("R")
+Handler: TypeAlias = Generator[NeedPresence, Presence, R]
+"""A command's algorithm: yields presence requests, returns its response."""
+
+MASTER_KEY_STATE: Final = "device/master_key"
+
+
+def rp_id_hash(rp_id: str) -> bytes:
+    return hashlib.sha256(rp_id.encode()).digest()
+
+
+@dataclass
+class Context:
+    config: AuthenticatorConfig
+    store: Store
+    clock: Clock
+    entropy: Entropy
+    attestation: AttestationAuthority
+    sealer: Sealer
+    powered_up_at: float
+    pending: Any = None  # the one stateful command awaiting its continuation
+    extensions: dict[str, Any] = field(default_factory=dict)  # runtime state of features
+
+    @classmethod
+    def load_sealer(cls, store: Store, entropy: Entropy) -> Sealer:
+        master_key = store.get_state(MASTER_KEY_STATE)
+        if master_key is None:
+            master_key = entropy.random_bytes(32)
+            store.put_state(MASTER_KEY_STATE, master_key)
+        return Sealer(master_key, entropy)
+
+    def next_sign_count(self, credential_id: bytes) -> int:
+        """The counter value for a new signature, durable before it is used (WebAuthn §6.1.1)."""
+        match self.config.counter:
+            case CounterMode.PER_CREDENTIAL:
+                return self.store.next_sign_count(credential_id)
+            case CounterMode.GLOBAL:
+                return self.store.next_sign_count(GLOBAL_COUNTER)
+            case CounterMode.ZERO:
+                return 0
+
+    def registration_sign_count(self) -> int:
+        if self.config.counter is CounterMode.GLOBAL:
+            return self.store.next_sign_count(GLOBAL_COUNTER)
+        return 0

@@ -1,0 +1,171 @@
+"""authenticatorGetAssertion and authenticatorGetNextAssertion (CTAP 2.1 §6.2, §6.3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from authenticator.auth_data import AuthDataFlag, build_auth_data
+from authenticator.commands import GetAssertionResponseKey
+from authenticator.context import Context, Handler, rp_id_hash
+from authenticator.credential import CredentialSecrets, StoredCredential, unwrap_credential_id
+from authenticator.keys import CredentialKey
+from authenticator.presence import NeedPresence
+from authenticator.requests import PUBLIC_KEY, GetAssertionRequest
+from authenticator.status import CtapError, CtapStatus
+from authenticator.user_verification import check_pin_uv_auth_param
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A credential that may answer: its ID, key and (for stored ones) its record."""
+
+    credential_id: bytes
+    key: CredentialKey = field(repr=False)
+    stored: StoredCredential | None = None
+
+    @property
+    def backup_flags(self) -> AuthDataFlag:
+        flags = AuthDataFlag(0)
+        if self.stored is not None and self.stored.backup_eligible:
+            flags |= AuthDataFlag.BE
+            if self.stored.backup_state:
+                flags |= AuthDataFlag.BS
+        return flags
+
+
+@dataclass
+class PendingAssertions:
+    """getNextAssertion's state: the credentials still to return and the request context."""
+
+    rp_id_hash: bytes
+    client_data_hash: bytes
+    flags: AuthDataFlag
+    remaining: list[Candidate]
+    total: int
+    user_verified: bool
+    last_call: float
+
+
+def get_assertion(ctx: Context, req: GetAssertionRequest) -> Handler[dict[int, Any]]:
+    config = ctx.config
+    # Steps 1-2: pinUvAuthParam / pinUvAuthProtocol.
+    yield from check_pin_uv_auth_param(ctx, req.rp_id, req.pin_uv_auth_param, req.pin_uv_auth_protocol)
+
+    # Step 3: options.
+    if "rk" in req.options:
+        # CTAP 2.1 §6.2.2 step 3.1: rk is meaningless for getAssertion.
+        raise CtapError(CtapStatus.UNSUPPORTED_OPTION, "rk is not a getAssertion option")
+    up = req.options.get("up", True)
+    uv = req.options.get("uv", False)
+    if uv and not config.built_in_uv:
+        raise CtapError(CtapStatus.INVALID_OPTION, "uv: no built-in user verification")
+
+    # Step 7: locate the credentials.
+    rp_hash = rp_id_hash(req.rp_id)
+    candidates = _locate(ctx, req, rp_hash)
+    if not candidates:
+        raise CtapError(CtapStatus.NO_CREDENTIALS)
+
+    # Step 9: user presence (and the built-in UV gesture when asked for).
+    flags = AuthDataFlag(0)
+    if up or uv:
+        outcome = yield NeedPresence(req.rp_id, user_verification=uv, reason="sign in")
+        outcome.require()
+        if up:
+            flags |= AuthDataFlag.UP
+        if uv:
+            flags |= AuthDataFlag.UV
+
+    first, rest = candidates[0], candidates[1:]
+    discoverable_mode = not req.allow_list
+    ctx.pending = None
+    if discoverable_mode and rest:
+        ctx.pending = PendingAssertions(
+            rp_hash, req.client_data_hash, flags, rest, len(candidates), uv, ctx.clock.now()
+        )
+    response = _sign(ctx, first, rp_hash, req.client_data_hash, flags, uv, discoverable_mode)
+    if discoverable_mode and rest:
+        response[GetAssertionResponseKey.NUMBER_OF_CREDENTIALS] = len(candidates)
+    return response
+
+
+def get_next_assertion(ctx: Context) -> Handler[dict[int, Any]]:
+    pending = ctx.pending
+    if not isinstance(pending, PendingAssertions) or not pending.remaining:
+        raise CtapError(CtapStatus.NOT_ALLOWED, "no assertion to continue")
+    if ctx.clock.now() - pending.last_call > ctx.config.get_next_assertion_timeout:
+        ctx.pending = None
+        raise CtapError(CtapStatus.NOT_ALLOWED, "getNextAssertion timer expired")
+    candidate = pending.remaining.pop(0)
+    pending.last_call = ctx.clock.now()
+    if not pending.remaining:
+        ctx.pending = None
+    else:
+        ctx.pending = pending
+    return _sign(
+        ctx, candidate, pending.rp_id_hash, pending.client_data_hash, pending.flags,
+        pending.user_verified, True,
+    )
+    yield  # a generator, like every handler
+
+
+def _locate(ctx: Context, req: GetAssertionRequest, rp_hash: bytes) -> list[Candidate]:
+    deterministic = ctx.entropy.deterministic
+    if req.allow_list:
+        found: list[Candidate] = []
+        for descriptor in req.allow_list:
+            unwrapped = unwrap_credential_id(
+                ctx.sealer, rp_hash, descriptor.id, deterministic=deterministic
+            )
+            if unwrapped is not None:
+                found.append(Candidate(descriptor.id, unwrapped.key))
+                continue
+            stored = ctx.store.get(descriptor.id)
+            if stored is not None and stored.rp_id == req.rp_id:
+                found.append(_open(ctx, stored))
+        return found[:1]  # CTAP 2.1 §6.2.2 step 12: one credential when an allowList is given
+    return [_open(ctx, c) for c in ctx.store.discoverable(req.rp_id)]
+
+
+def _open(ctx: Context, stored: StoredCredential) -> Candidate:
+    secrets = CredentialSecrets.open(
+        ctx.sealer, stored.sealed_secrets, stored.credential_id,
+        deterministic=ctx.entropy.deterministic,
+    )
+    if secrets is None:
+        raise CtapError(CtapStatus.INTEGRITY_FAILURE, "a stored key failed authentication")
+    return Candidate(stored.credential_id, secrets.key, stored)
+
+
+def _sign(
+    ctx: Context,
+    candidate: Candidate,
+    rp_hash: bytes,
+    client_data_hash: bytes,
+    flags: AuthDataFlag,
+    user_verified: bool,
+    include_user_details: bool,
+) -> dict[int, Any]:
+    flags |= candidate.backup_flags
+    # The counter is durable before the signature carrying it exists (WebAuthn §6.1.1).
+    sign_count = ctx.next_sign_count(candidate.credential_id)
+    auth_data = build_auth_data(rp_hash, flags, sign_count)
+    signature = candidate.key.sign(auth_data + client_data_hash)
+    response: dict[int, Any] = {
+        GetAssertionResponseKey.CREDENTIAL: {"id": candidate.credential_id, "type": PUBLIC_KEY},
+        GetAssertionResponseKey.AUTH_DATA: auth_data,
+        GetAssertionResponseKey.SIGNATURE: signature,
+    }
+    stored = candidate.stored
+    if stored is not None and stored.discoverable:
+        user: dict[str, Any] = {"id": stored.user_id}
+        # CTAP 2.1 §6.2.2 step 12: identifying details only after user verification, and only
+        # when the platform must choose among accounts (no allowList).
+        if user_verified and include_user_details:
+            if stored.user_name is not None:
+                user["name"] = stored.user_name
+            if stored.user_display_name is not None:
+                user["displayName"] = stored.user_display_name
+        response[GetAssertionResponseKey.USER] = user
+    return response

@@ -1,0 +1,126 @@
+"""authenticatorMakeCredential (CTAP 2.1 §6.1.2), step by step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authenticator.auth_data import AttestedCredentialData, AuthDataFlag, build_auth_data
+from authenticator.commands import MakeCredentialResponseKey
+from authenticator.config import AttestationFormat, NonResident
+from authenticator.context import Context, Handler, rp_id_hash
+from authenticator.credential import (
+    STORED_ID_SIZE,
+    CredentialSecrets,
+    StoredCredential,
+    unwrap_credential_id,
+    wrap_credential_id,
+)
+from authenticator.keys import CoseAlgorithm, CredentialKey
+from authenticator.presence import NeedPresence
+from authenticator.requests import MakeCredentialRequest
+from authenticator.status import CtapError, CtapStatus
+from authenticator.user_verification import check_pin_uv_auth_param
+
+_WRAPPABLE = frozenset(
+    {CoseAlgorithm.ES256, CoseAlgorithm.ES384, CoseAlgorithm.EDDSA, CoseAlgorithm.ED25519}
+)
+
+
+def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[int, Any]]:
+    config = ctx.config
+    # Steps 1-2: pinUvAuthParam / pinUvAuthProtocol (zero-length probe, protocol support).
+    yield from check_pin_uv_auth_param(ctx, req.rp.id, req.pin_uv_auth_param, req.pin_uv_auth_protocol)
+
+    # Step 3: the first entry of pubKeyCredParams we support, in the RP's order.
+    algorithm = next((a for a in req.algorithms if config.supports(a)), None)
+    if algorithm is None:
+        raise CtapError(CtapStatus.UNSUPPORTED_ALGORITHM, "no supported pubKeyCredParams entry")
+
+    # Step 5: options. Unknown options are ignored.
+    rk = req.options.get("rk", False) or config.discoverable_only
+    if rk and not config.resident_keys:
+        raise CtapError(CtapStatus.UNSUPPORTED_OPTION, "rk: no resident key storage")
+    if req.options.get("up") is False:
+        # CTAP 2.1 §6.1.2 step 5.3: makeCredential always tests user presence.
+        raise CtapError(CtapStatus.INVALID_OPTION, "up=false is not allowed in makeCredential")
+    uv = req.options.get("uv", False)
+    if uv and not config.built_in_uv:
+        # CTAP 2.1 §6.1.2 step 5.2: "uv" is about a built-in method (not the PIN).
+        raise CtapError(CtapStatus.INVALID_OPTION, "uv: no built-in user verification")
+
+    # Steps 6-11: PIN/UV token verification (issue 3) sets the UV flag.
+    verified = False
+
+    rp_hash = rp_id_hash(req.rp.id)
+    # Step 12: excludeList. Wait for a touch whatever its outcome, then answer EXCLUDED, so
+    # that the platform learns nothing without the user's consent.
+    if any(_known(ctx, rp_hash, req.rp.id, d.id) for d in req.exclude_list):
+        yield NeedPresence(req.rp.id, reason="excluded credential")
+        raise CtapError(CtapStatus.CREDENTIAL_EXCLUDED)
+
+    # Step 14: user presence (and the built-in UV gesture when asked for).
+    outcome = yield NeedPresence(req.rp.id, user_verification=uv, reason="register")
+    outcome.require()
+    verified = verified or uv
+
+    # Step 15: the credential.
+    key = CredentialKey.generate(CoseAlgorithm(algorithm), ctx.entropy)
+    flags = AuthDataFlag.UP | (AuthDataFlag.UV if verified else 0)
+    if config.backup_eligible:
+        flags |= AuthDataFlag.BE
+    if config.backup_state:
+        flags |= AuthDataFlag.BS
+    if rk or config.non_resident is NonResident.STORED or key.algorithm not in _WRAPPABLE:
+        credential_id = _store(ctx, req, rp_hash, key, rk)
+    else:
+        credential_id = wrap_credential_id(ctx.sealer, rp_hash, key)
+
+    # Step 16-19: authenticator data and attestation.
+    auth_data = build_auth_data(
+        rp_hash,
+        flags,
+        ctx.registration_sign_count(),
+        AttestedCredentialData(config.aaguid, credential_id, key.cose_public_key()),
+    )
+    fmt = config.attestation
+    attestation = ctx.attestation.attest(fmt, config.aaguid, auth_data, req.client_data_hash, key)
+    return {
+        MakeCredentialResponseKey.FMT: attestation.fmt,
+        MakeCredentialResponseKey.AUTH_DATA: auth_data,
+        MakeCredentialResponseKey.ATT_STMT: attestation.statement,
+    }
+
+
+def _store(
+    ctx: Context, req: MakeCredentialRequest, rp_hash: bytes, key: CredentialKey, rk: bool
+) -> bytes:
+    replaces: list[bytes] = []
+    if rk:
+        # CTAP 2.1 §6.1.2 step 15: a credential for the same RP and user handle is overwritten.
+        replaces = [c.credential_id for c in ctx.store.discoverable_for_user(req.rp.id, req.user.id)]
+        if ctx.store.discoverable_count() - len(replaces) >= ctx.config.max_resident_credentials:
+            raise CtapError(CtapStatus.KEY_STORE_FULL, "no room for another resident key")
+    credential_id = ctx.entropy.random_bytes(STORED_ID_SIZE)
+    credential = StoredCredential(
+        credential_id=credential_id,
+        rp_id=req.rp.id,
+        user_id=req.user.id,
+        algorithm=int(key.algorithm),
+        sealed_secrets=CredentialSecrets(key).seal(ctx.sealer, credential_id),
+        discoverable=rk,
+        created=ctx.store.next_sequence(),
+        rp_name=req.rp.name,
+        user_name=req.user.name,
+        user_display_name=req.user.display_name,
+        backup_eligible=ctx.config.backup_eligible,
+        backup_state=ctx.config.backup_state,
+    )
+    ctx.store.put(credential, replaces=replaces)
+    return credential_id
+
+
+def _known(ctx: Context, rp_hash: bytes, rp_id: str, credential_id: bytes) -> bool:
+    if unwrap_credential_id(ctx.sealer, rp_hash, credential_id) is not None:
+        return True
+    stored = ctx.store.get(credential_id)
+    return stored is not None and stored.rp_id == rp_id

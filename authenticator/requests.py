@@ -1,0 +1,189 @@
+"""Typed CTAP2 requests parsed from CBOR maps (CTAP 2.1 §6.1, §6.2).
+
+``parse()`` checks presence and types in the order the spec's algorithms read them. Where
+the spec leaves the status code open, the choice is written next to the check. Unknown map
+keys are ignored (CTAP 2.1 §6: forward compatibility); values of known keys with the wrong CBOR
+type answer ``CBOR_UNEXPECTED_TYPE``; absent required ones ``MISSING_PARAMETER``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+from authenticator.commands import GetAssertionKey, MakeCredentialKey
+from authenticator.status import CtapError, CtapStatus
+
+T = TypeVar("T")
+
+MAX_USER_ID_LENGTH: Final = 64  # WebAuthn §5.4.3: a user handle is at most 64 bytes
+MAX_NAME_BYTES: Final = 64  # CTAP 2.1 §6.1: name/displayName may be truncated to 64 bytes
+CLIENT_DATA_HASH_LENGTH: Final = 32
+PUBLIC_KEY: Final = "public-key"
+
+
+def _typed(value: Any, kind: type[T], what: str) -> T:
+    # bool is an int subclass in Python; CBOR keeps them apart.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise CtapError(CtapStatus.CBOR_UNEXPECTED_TYPE, f"{what} must be {kind.__name__}")
+    return value
+
+
+def required(params: Mapping[Any, Any], key: Any, kind: type[T], what: str) -> T:
+    if key not in params:
+        raise CtapError(CtapStatus.MISSING_PARAMETER, f"{what} is missing")
+    return _typed(params[key], kind, what)
+
+
+def optional(params: Mapping[Any, Any], key: Any, kind: type[T], what: str) -> T | None:
+    if key not in params:
+        return None
+    return _typed(params[key], kind, what)
+
+
+def truncate_utf8(text: str, limit: int = MAX_NAME_BYTES) -> str:
+    """Cut at a character boundary so the result is valid UTF-8 (CTAP 2.1 §6.1)."""
+    return text.encode()[:limit].decode("utf-8", errors="ignore")
+
+
+@dataclass(frozen=True, slots=True)
+class RelyingParty:
+    id: str
+    name: str | None = None
+
+    @classmethod
+    def parse(cls, value: Any) -> RelyingParty:
+        rp = _typed(value, dict, "rp")
+        name = optional(rp, "name", str, "rp.name")
+        return cls(required(rp, "id", str, "rp.id"), None if name is None else truncate_utf8(name))
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: bytes
+    name: str | None = None
+    display_name: str | None = None
+
+    @classmethod
+    def parse(cls, value: Any) -> User:
+        user = _typed(value, dict, "user")
+        user_id = required(user, "id", bytes, "user.id")
+        if len(user_id) > MAX_USER_ID_LENGTH:
+            # The spec names no code; INVALID_LENGTH says what is wrong (as OpenSK does).
+            raise CtapError(CtapStatus.INVALID_LENGTH, "user.id is longer than 64 bytes")
+        name = optional(user, "name", str, "user.name")
+        display_name = optional(user, "displayName", str, "user.displayName")
+        optional(user, "icon", str, "user.icon")
+        return cls(
+            user_id,
+            None if name is None else truncate_utf8(name),
+            None if display_name is None else truncate_utf8(display_name),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialDescriptor:
+    id: bytes
+    type: str = PUBLIC_KEY
+
+
+def parse_descriptors(value: Any, what: str, limit: int) -> tuple[CredentialDescriptor, ...]:
+    entries = _typed(value, list, what)
+    if len(entries) > limit:
+        # As Chromium's virtual device with reject_large_allow_and_exclude_lists.
+        raise CtapError(CtapStatus.LIMIT_EXCEEDED, f"{what} exceeds maxCredentialCountInList")
+    descriptors = []
+    for entry in entries:
+        descriptor = _typed(entry, dict, f"{what} entry")
+        kind = required(descriptor, "type", str, f"{what} entry type")
+        credential_id = required(descriptor, "id", bytes, f"{what} entry id")
+        optional(descriptor, "transports", list, f"{what} entry transports")
+        if kind == PUBLIC_KEY:  # WebAuthn §5.8.3: ignore credential types we do not know
+            descriptors.append(CredentialDescriptor(credential_id, kind))
+    return tuple(descriptors)
+
+
+def parse_options(value: Any) -> dict[str, bool]:
+    options = _typed(value, dict, "options")
+    return {_typed(k, str, "option name"): _typed(v, bool, f"option {k}") for k, v in options.items()}
+
+
+def parse_client_data_hash(params: Mapping[Any, Any], key: Any) -> bytes:
+    client_data_hash = required(params, key, bytes, "clientDataHash")
+    if len(client_data_hash) != CLIENT_DATA_HASH_LENGTH:
+        raise CtapError(CtapStatus.INVALID_LENGTH, "clientDataHash is not 32 bytes")
+    return client_data_hash
+
+
+@dataclass(frozen=True, slots=True)
+class MakeCredentialRequest:
+    client_data_hash: bytes
+    rp: RelyingParty
+    user: User
+    algorithms: tuple[int, ...]  # in the RP's order of preference; only "public-key" entries
+    exclude_list: tuple[CredentialDescriptor, ...] = ()
+    extensions: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, bool] = field(default_factory=dict)
+    pin_uv_auth_param: bytes | None = None
+    pin_uv_auth_protocol: int | None = None
+    enterprise_attestation: int | None = None
+    attestation_formats_preference: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, params: Mapping[Any, Any], *, max_list: int) -> MakeCredentialRequest:
+        k = MakeCredentialKey
+        client_data_hash = parse_client_data_hash(params, k.CLIENT_DATA_HASH)
+        rp = RelyingParty.parse(required(params, k.RP, dict, "rp"))
+        user = User.parse(required(params, k.USER, dict, "user"))
+        algorithms = []
+        for entry in required(params, k.PUB_KEY_CRED_PARAMS, list, "pubKeyCredParams"):
+            param = _typed(entry, dict, "pubKeyCredParams entry")
+            kind = required(param, "type", str, "pubKeyCredParams type")
+            algorithm = required(param, "alg", int, "pubKeyCredParams alg")
+            if kind == PUBLIC_KEY:
+                algorithms.append(algorithm)
+        exclude = params.get(k.EXCLUDE_LIST)
+        formats = optional(params, k.ATTESTATION_FORMATS_PREFERENCE, list, "attestationFormatsPreference")
+        return cls(
+            client_data_hash=client_data_hash,
+            rp=rp,
+            user=user,
+            algorithms=tuple(algorithms),
+            exclude_list=() if exclude is None else parse_descriptors(exclude, "excludeList", max_list),
+            extensions=optional(params, k.EXTENSIONS, dict, "extensions") or {},
+            options=parse_options(params[k.OPTIONS]) if k.OPTIONS in params else {},
+            pin_uv_auth_param=optional(params, k.PIN_UV_AUTH_PARAM, bytes, "pinUvAuthParam"),
+            pin_uv_auth_protocol=optional(params, k.PIN_UV_AUTH_PROTOCOL, int, "pinUvAuthProtocol"),
+            enterprise_attestation=optional(params, k.ENTERPRISE_ATTESTATION, int, "enterpriseAttestation"),
+            attestation_formats_preference=tuple(
+                _typed(f, str, "attestation format") for f in formats or ()
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GetAssertionRequest:
+    rp_id: str
+    client_data_hash: bytes
+    allow_list: tuple[CredentialDescriptor, ...] = ()
+    extensions: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, bool] = field(default_factory=dict)
+    pin_uv_auth_param: bytes | None = None
+    pin_uv_auth_protocol: int | None = None
+
+    @classmethod
+    def parse(cls, params: Mapping[Any, Any], *, max_list: int) -> GetAssertionRequest:
+        k = GetAssertionKey
+        rp_id = required(params, k.RP_ID, str, "rpId")
+        client_data_hash = parse_client_data_hash(params, k.CLIENT_DATA_HASH)
+        allow = params.get(k.ALLOW_LIST)
+        return cls(
+            rp_id=rp_id,
+            client_data_hash=client_data_hash,
+            allow_list=() if allow is None else parse_descriptors(allow, "allowList", max_list),
+            extensions=optional(params, k.EXTENSIONS, dict, "extensions") or {},
+            options=parse_options(params[k.OPTIONS]) if k.OPTIONS in params else {},
+            pin_uv_auth_param=optional(params, k.PIN_UV_AUTH_PARAM, bytes, "pinUvAuthParam"),
+            pin_uv_auth_protocol=optional(params, k.PIN_UV_AUTH_PROTOCOL, int, "pinUvAuthProtocol"),
+        )

@@ -1,0 +1,1 @@
+"""fidoemu's transports: how the outside world reaches the sans-IO authenticator core."""
