@@ -76,13 +76,15 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
         credential_id = wrap_credential_id(ctx.sealer, rp_hash, key)
 
     # Step 16-19: authenticator data and attestation.
+    fmt = config.attestation
+    # WebAuthn §8.6 / CTAP 2.1 §11.1: a fido-u2f attested credential carries a zero AAGUID.
+    aaguid = bytes(16) if fmt is AttestationFormat.FIDO_U2F else config.aaguid
     auth_data = build_auth_data(
         rp_hash,
         flags,
         ctx.registration_sign_count(),
-        AttestedCredentialData(config.aaguid, credential_id, key.cose_public_key()),
+        AttestedCredentialData(aaguid, credential_id, key.cose_public_key()),
     )
-    fmt = config.attestation
     attestation = ctx.attestation.attest(fmt, config.aaguid, auth_data, req.client_data_hash, key)
     return {
         MakeCredentialResponseKey.FMT: attestation.fmt,
