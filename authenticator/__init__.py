@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from authenticator.authenticator import Authenticator
 from authenticator.auth_data import AuthDataFlag
+from authenticator.authenticator import Authenticator
 from authenticator.clock import Clock, ManualClock, SystemClock
 from authenticator.commands import Command
 from authenticator.config import (

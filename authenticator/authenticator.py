@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from authenticator import cbor
-from authenticator.attestation import STATE_PREFIX as ATTESTATION_STATE, AttestationAuthority
+from authenticator.attestation import STATE_PREFIX as ATTESTATION_STATE
+from authenticator.attestation import AttestationAuthority
 from authenticator.clock import Clock, SystemClock
 from authenticator.commands import Command, GetInfoKey
 from authenticator.config import SECURITY_KEY, AttestationFormat, AuthenticatorConfig
@@ -82,7 +83,9 @@ class Authenticator:
         self._running: Generator[NeedPresence, Presence, bytes] | None = None
         self._routes: dict[int, Route] = {
             Command.MAKE_CREDENTIAL: Route(
-                lambda p, c: MakeCredentialRequest.parse(p, max_list=c.max_credential_count_in_list),
+                lambda p, c: MakeCredentialRequest.parse(
+                    p, max_list=c.max_credential_count_in_list
+                ),
                 make_credential,
             ),
             Command.GET_ASSERTION: Route(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Final
 
 from authenticator.keys import CoseAlgorithm
@@ -15,20 +15,20 @@ FIDOEMU_AAGUID: Final = uuid.UUID("f1d0e3a0-7e57-4a5e-9c1d-0000000000a1").bytes
 FIDOEMU_PLATFORM_AAGUID: Final = uuid.UUID("f1d0e3a0-7e57-4a5e-9c1d-0000000000b2").bytes
 
 
-class AttestationFormat(str, Enum):
+class AttestationFormat(StrEnum):
     PACKED = "packed"  # x5c chain: per-store root CA -> batch certificate
     SELF = "self"  # packed self-attestation (no x5c; signed by the credential key)
     NONE = "none"
     FIDO_U2F = "fido-u2f"  # legacy format; only for ES256 credentials
 
 
-class CounterMode(str, Enum):
+class CounterMode(StrEnum):
     PER_CREDENTIAL = "per-credential"
     GLOBAL = "global"
     ZERO = "zero"  # always 0, as synced passkey providers do
 
 
-class NonResident(str, Enum):
+class NonResident(StrEnum):
     WRAPPED = "wrapped"  # key sealed inside the credential ID (the default)
     STORED = "stored"  # key kept in the store under a random ID
 

@@ -96,8 +96,9 @@ class CredentialSecrets:
         return sealer.seal(cbor.encode(plain), aad)
 
     @classmethod
-    def open(cls, sealer: Sealer, sealed: bytes, aad: bytes, *, deterministic: bool = False
-             ) -> CredentialSecrets | None:
+    def open(
+        cls, sealer: Sealer, sealed: bytes, aad: bytes, *, deterministic: bool = False
+    ) -> CredentialSecrets | None:
         plain = sealer.open(sealed, aad)
         if plain is None:
             return None

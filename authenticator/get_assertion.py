@@ -50,7 +50,9 @@ class PendingAssertions:
 def get_assertion(ctx: Context, req: GetAssertionRequest) -> Handler[dict[int, Any]]:
     config = ctx.config
     # Steps 1-2: pinUvAuthParam / pinUvAuthProtocol.
-    yield from check_pin_uv_auth_param(ctx, req.rp_id, req.pin_uv_auth_param, req.pin_uv_auth_protocol)
+    yield from check_pin_uv_auth_param(
+        ctx, req.rp_id, req.pin_uv_auth_param, req.pin_uv_auth_protocol
+    )
 
     # Step 3: options.
     if "rk" in req.options:
@@ -104,8 +106,13 @@ def get_next_assertion(ctx: Context) -> Handler[dict[int, Any]]:
     else:
         ctx.pending = pending
     return _sign(
-        ctx, candidate, pending.rp_id_hash, pending.client_data_hash, pending.flags,
-        pending.user_verified, True,
+        ctx,
+        candidate,
+        pending.rp_id_hash,
+        pending.client_data_hash,
+        pending.flags,
+        pending.user_verified,
+        True,
     )
     yield  # a generator, like every handler
 
@@ -130,7 +137,9 @@ def _locate(ctx: Context, req: GetAssertionRequest, rp_hash: bytes) -> list[Cand
 
 def _open(ctx: Context, stored: StoredCredential) -> Candidate:
     secrets = CredentialSecrets.open(
-        ctx.sealer, stored.sealed_secrets, stored.credential_id,
+        ctx.sealer,
+        stored.sealed_secrets,
+        stored.credential_id,
         deterministic=ctx.entropy.deterministic,
     )
     if secrets is None:

@@ -181,7 +181,9 @@ class CredentialKey:
             size = _SCALAR_SIZES[algorithm]
             wide = int.from_bytes(entropy.random_bytes(size + 16), "big")
             scalar = wide % (_EC_ORDERS[algorithm] - 1) + 1  # uniform enough, never zero
-            return cls.from_private_bytes(algorithm, scalar.to_bytes(size, "big"), deterministic=True)
+            return cls.from_private_bytes(
+                algorithm, scalar.to_bytes(size, "big"), deterministic=True
+            )
         if algorithm in (CoseAlgorithm.EDDSA, CoseAlgorithm.ED25519):
             return cls.from_private_bytes(algorithm, entropy.random_bytes(32), deterministic=True)
         # cryptography cannot seed RSA key generation; a deterministic run still gets a fresh

@@ -29,7 +29,9 @@ _WRAPPABLE = frozenset(
 def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[int, Any]]:
     config = ctx.config
     # Steps 1-2: pinUvAuthParam / pinUvAuthProtocol (zero-length probe, protocol support).
-    yield from check_pin_uv_auth_param(ctx, req.rp.id, req.pin_uv_auth_param, req.pin_uv_auth_protocol)
+    yield from check_pin_uv_auth_param(
+        ctx, req.rp.id, req.pin_uv_auth_param, req.pin_uv_auth_protocol
+    )
 
     # Step 3: the first entry of pubKeyCredParams we support, in the RP's order.
     algorithm = next((a for a in req.algorithms if config.supports(a)), None)
@@ -99,7 +101,9 @@ def _store(
     replaces: list[bytes] = []
     if rk:
         # CTAP 2.1 §6.1.2 step 15: a credential for the same RP and user handle is overwritten.
-        replaces = [c.credential_id for c in ctx.store.discoverable_for_user(req.rp.id, req.user.id)]
+        replaces = [
+            c.credential_id for c in ctx.store.discoverable_for_user(req.rp.id, req.user.id)
+        ]
         if ctx.store.discoverable_count() - len(replaces) >= ctx.config.max_resident_credentials:
             raise CtapError(CtapStatus.KEY_STORE_FULL, "no room for another resident key")
     credential_id = ctx.entropy.random_bytes(STORED_ID_SIZE)

@@ -106,7 +106,9 @@ def parse_descriptors(value: Any, what: str, limit: int) -> tuple[CredentialDesc
 
 def parse_options(value: Any) -> dict[str, bool]:
     options = _typed(value, dict, "options")
-    return {_typed(k, str, "option name"): _typed(v, bool, f"option {k}") for k, v in options.items()}
+    return {
+        _typed(k, str, "option name"): _typed(v, bool, f"option {k}") for k, v in options.items()
+    }
 
 
 def parse_client_data_hash(params: Mapping[Any, Any], key: Any) -> bytes:
@@ -144,18 +146,24 @@ class MakeCredentialRequest:
             if kind == PUBLIC_KEY:
                 algorithms.append(algorithm)
         exclude = params.get(k.EXCLUDE_LIST)
-        formats = optional(params, k.ATTESTATION_FORMATS_PREFERENCE, list, "attestationFormatsPreference")
+        formats = optional(
+            params, k.ATTESTATION_FORMATS_PREFERENCE, list, "attestationFormatsPreference"
+        )
         return cls(
             client_data_hash=client_data_hash,
             rp=rp,
             user=user,
             algorithms=tuple(algorithms),
-            exclude_list=() if exclude is None else parse_descriptors(exclude, "excludeList", max_list),
+            exclude_list=()
+            if exclude is None
+            else parse_descriptors(exclude, "excludeList", max_list),
             extensions=optional(params, k.EXTENSIONS, dict, "extensions") or {},
             options=parse_options(params[k.OPTIONS]) if k.OPTIONS in params else {},
             pin_uv_auth_param=optional(params, k.PIN_UV_AUTH_PARAM, bytes, "pinUvAuthParam"),
             pin_uv_auth_protocol=optional(params, k.PIN_UV_AUTH_PROTOCOL, int, "pinUvAuthProtocol"),
-            enterprise_attestation=optional(params, k.ENTERPRISE_ATTESTATION, int, "enterpriseAttestation"),
+            enterprise_attestation=optional(
+                params, k.ENTERPRISE_ATTESTATION, int, "enterpriseAttestation"
+            ),
             attestation_formats_preference=tuple(
                 _typed(f, str, "attestation format") for f in formats or ()
             ),

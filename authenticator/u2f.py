@@ -134,8 +134,12 @@ def _register(ctx: Context, apdu: Apdu) -> Handler[bytes]:
     signature = batch.key.sign(b"\x00" + application + challenge + key_handle + public_key)
     certificate = batch.certificate.public_bytes(serialization.Encoding.DER)
     return _ok(
-        bytes([REGISTER_RESERVED]) + public_key + bytes([len(key_handle)]) + key_handle
-        + certificate + signature
+        bytes([REGISTER_RESERVED])
+        + public_key
+        + bytes([len(key_handle)])
+        + key_handle
+        + certificate
+        + signature
     )
 
 

@@ -106,9 +106,14 @@ class AttestationAuthority:
                 .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
                 .add_extension(
                     x509.KeyUsage(
-                        digital_signature=False, content_commitment=False,
-                        key_encipherment=False, data_encipherment=False, key_agreement=False,
-                        key_cert_sign=True, crl_sign=True, encipher_only=False,
+                        digital_signature=False,
+                        content_commitment=False,
+                        key_encipherment=False,
+                        data_encipherment=False,
+                        key_agreement=False,
+                        key_cert_sign=True,
+                        crl_sign=True,
+                        encipher_only=False,
                         decipher_only=False,
                     ),
                     critical=True,
@@ -119,7 +124,9 @@ class AttestationAuthority:
                 [
                     x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
                     x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fidoemu"),
-                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Authenticator Attestation"),
+                    x509.NameAttribute(
+                        NameOID.ORGANIZATIONAL_UNIT_NAME, "Authenticator Attestation"
+                    ),
                     x509.NameAttribute(NameOID.COMMON_NAME, f"fidoemu batch {aaguid.hex()}"),
                 ]
             )
@@ -158,7 +165,9 @@ class AttestationAuthority:
                 return Attestation("none", {})
             case AttestationFormat.SELF:
                 signature = credential_key.sign(signed)
-                return Attestation("packed", {"alg": int(credential_key.algorithm), "sig": signature})
+                return Attestation(
+                    "packed", {"alg": int(credential_key.algorithm), "sig": signature}
+                )
             case AttestationFormat.PACKED:
                 batch = self.batch(aaguid)
                 return Attestation(

@@ -23,13 +23,15 @@ from fido2.webauthn import (
     ResidentKeyRequirement,
 )
 from webauthn import verify_authentication_response, verify_registration_response
+from webauthn.helpers.cose import COSEAlgorithmIdentifier
 from webauthn.helpers.structs import AttestationFormat as WebauthnFormat
 
-from authenticator import Authenticator, AuthDataFlag, CoseAlgorithm, SqliteStore
+from authenticator import AuthDataFlag, Authenticator, CoseAlgorithm, SqliteStore
 from transports.inprocess import InProcessDevice
 
 ORIGIN = "https://example.com"
-RP = PublicKeyCredentialRpEntity(name="Example", id="example.com")
+RP_ID = "example.com"
+RP = PublicKeyCredentialRpEntity(name="Example", id=RP_ID)
 ALGORITHMS = [CoseAlgorithm.ES256, CoseAlgorithm.EDDSA, CoseAlgorithm.ES384, CoseAlgorithm.RS256]
 FORMATS = ["packed", "self", "none", "fido-u2f"]
 
@@ -44,10 +46,16 @@ class RootVerifier(AttestationVerifier):
 
 
 def _server(auth: Authenticator, alg: int, fmt: str) -> Fido2Server:
-    conveyance = AttestationConveyancePreference.NONE if fmt == "none" else AttestationConveyancePreference.DIRECT
+    conveyance = (
+        AttestationConveyancePreference.NONE
+        if fmt == "none"
+        else AttestationConveyancePreference.DIRECT
+    )
     verifier = RootVerifier(auth.attestation_root_pem()) if fmt in ("packed", "fido-u2f") else None
     server = Fido2Server(RP, attestation=conveyance, verify_attestation=verifier)
-    server.allowed_algorithms = [PublicKeyCredentialParameters(type=PublicKeyCredentialType.PUBLIC_KEY, alg=alg)]
+    server.allowed_algorithms = [
+        PublicKeyCredentialParameters(type=PublicKeyCredentialType.PUBLIC_KEY, alg=alg)
+    ]
     return server
 
 
@@ -58,7 +66,9 @@ def _register(
     client = Fido2Client(InProcessDevice(auth), DefaultClientDataCollector(ORIGIN))
     options, state = server.register_begin(
         PublicKeyCredentialUserEntity(id=user_id, name="alice", display_name="Alice"),
-        resident_key_requirement=ResidentKeyRequirement.REQUIRED if resident else ResidentKeyRequirement.DISCOURAGED,
+        resident_key_requirement=ResidentKeyRequirement.REQUIRED
+        if resident
+        else ResidentKeyRequirement.DISCOURAGED,
     )
     response = client.make_credential(options.public_key)
     auth_data = server.register_complete(state, response)
@@ -69,7 +79,9 @@ def _register(
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("alg", ALGORITHMS, ids=lambda a: a.name)
 @pytest.mark.parametrize("resident", [True, False], ids=["resident", "non-resident"])
-def test_register_and_login_verified_by_both_peers(alg: CoseAlgorithm, fmt: str, resident: bool) -> None:
+def test_register_and_login_verified_by_both_peers(
+    alg: CoseAlgorithm, fmt: str, resident: bool
+) -> None:
     auth = Authenticator(attestation=fmt, strict=True)
     if fmt == "fido-u2f" and alg != CoseAlgorithm.ES256:
         server = _server(auth, alg, fmt)
@@ -88,28 +100,30 @@ def test_register_and_login_verified_by_both_peers(alg: CoseAlgorithm, fmt: str,
         return
 
     # py_webauthn verifies the same registration independently.
-    roots = {WebauthnFormat(f): [auth.attestation_root_pem().encode()] for f in ("packed", "fido-u2f")}
+    roots = {
+        WebauthnFormat(f): [auth.attestation_root_pem().encode()] for f in ("packed", "fido-u2f")
+    }
     verified = verify_registration_response(
         credential=json.dumps(response_json),
         expected_challenge=challenge,
-        expected_rp_id=RP.id,
+        expected_rp_id=RP_ID,
         expected_origin=ORIGIN,
-        supported_pub_key_algs=[alg],
+        supported_pub_key_algs=[COSEAlgorithmIdentifier(alg)],
         pem_root_certs_bytes_by_fmt=roots,
     )
     assert WebauthnFormat(verified.fmt) == WebauthnFormat("packed" if fmt == "self" else fmt)
     assert verified.credential_id == credential.credential_id
 
-    counters = []
+    counters: list[int] = []
     for _ in range(3):
-        options, state = server.authenticate_begin([credential] if not resident else None)
-        selection = client.get_assertion(options.public_key)
+        request, state = server.authenticate_begin([credential] if not resident else None)
+        selection = client.get_assertion(request.public_key)
         assertion = selection.get_response(0)
         server.authenticate_complete(state, [credential], assertion)
         result = verify_authentication_response(
             credential=json.dumps(dict(assertion)),
-            expected_challenge=options.public_key.challenge,
-            expected_rp_id=RP.id,
+            expected_challenge=request.public_key.challenge,
+            expected_rp_id=RP_ID,
             expected_origin=ORIGIN,
             credential_public_key=verified.credential_public_key,
             credential_current_sign_count=counters[-1] if counters else 0,
@@ -183,8 +197,11 @@ def test_persistence_across_power_cycle_with_sqlite(tmp_path: Any) -> None:
 
 def test_packed_chain_is_rejected_with_another_stores_root() -> None:
     auth, other = Authenticator(strict=True), Authenticator(strict=True)
-    server = Fido2Server(RP, attestation=AttestationConveyancePreference.DIRECT,
-                         verify_attestation=RootVerifier(other.attestation_root_pem()))
+    server = Fido2Server(
+        RP,
+        attestation=AttestationConveyancePreference.DIRECT,
+        verify_attestation=RootVerifier(other.attestation_root_pem()),
+    )
     client = Fido2Client(InProcessDevice(auth), DefaultClientDataCollector(ORIGIN))
     options, state = server.register_begin(PublicKeyCredentialUserEntity(id=b"u", name="u"))
     response = client.make_credential(options.public_key)
@@ -195,7 +212,7 @@ def test_packed_chain_is_rejected_with_another_stores_root() -> None:
 def test_flags_up_set_and_uv_clear_without_verification() -> None:
     auth = Authenticator(strict=True)
     server, client, credential, _, _ = _register(auth, CoseAlgorithm.ES256, "none", False)
-    options, state = server.authenticate_begin([credential])
+    options, _ = server.authenticate_begin([credential])
     assertion = client.get_assertion(options.public_key).get_response(0)
     flags = AuthenticatorData(assertion.response.authenticator_data).flags
     assert flags & AuthDataFlag.UP and not flags & AuthDataFlag.UV

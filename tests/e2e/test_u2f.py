@@ -61,7 +61,8 @@ def test_denied_presence_is_conditions_not_satisfied_and_device_keeps_working() 
     ctap1 = _ctap1(auth, ScriptedPresence([Presence.DENIED]))
     with pytest.raises(ApduError) as denied:
         ctap1.register(os.urandom(32), APP_PARAM)
-    assert denied.value.code == APDU.USE_NOT_SATISFIED == StatusWord.CONDITIONS_NOT_SATISFIED
+    assert denied.value.code == StatusWord.CONDITIONS_NOT_SATISFIED
+    assert int(APDU.USE_NOT_SATISFIED) == int(StatusWord.CONDITIONS_NOT_SATISFIED)
     ctap1.register(os.urandom(32), APP_PARAM)  # the next touch works
 
 
@@ -72,7 +73,9 @@ def test_dont_enforce_user_presence_signs_without_up_flag() -> None:
     registration = ctap1.register(os.urandom(32), APP_PARAM)
     asked = len(presence.requests)
     client_param = os.urandom(32)
-    apdu = client_param + APP_PARAM + bytes([len(registration.key_handle)]) + registration.key_handle
+    apdu = (
+        client_param + APP_PARAM + bytes([len(registration.key_handle)]) + registration.key_handle
+    )
     response = ctap1.send_apdu(ins=Ctap1.INS.AUTHENTICATE, p1=0x08, data=apdu)
     assert response[0] == 0x00  # no user presence
     assert len(presence.requests) == asked  # nobody was asked to touch

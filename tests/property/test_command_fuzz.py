@@ -108,7 +108,9 @@ make_credential_maps = st.fixed_dictionaries(
                     {},
                     optional={
                         "type": st.sampled_from(["public-key", "x", 1]),
-                        "alg": st.one_of(st.sampled_from([-7, -8, -19, -35, -257, -1, 0]), st.text(max_size=2)),
+                        "alg": st.one_of(
+                            st.sampled_from([-7, -8, -19, -35, -257, -1, 0]), st.text(max_size=2)
+                        ),
                     },
                 ),
                 max_size=4,
@@ -117,7 +119,14 @@ make_credential_maps = st.fixed_dictionaries(
         ),
         5: st.one_of(descriptors, st.integers()),
         6: st.one_of(st.dictionaries(st.text(max_size=10), cbor_values, max_size=3), st.integers()),
-        7: st.one_of(st.dictionaries(st.sampled_from(["rk", "up", "uv", "zz"]), st.one_of(st.booleans(), st.integers(0, 1)), max_size=4), st.text(max_size=2)),
+        7: st.one_of(
+            st.dictionaries(
+                st.sampled_from(["rk", "up", "uv", "zz"]),
+                st.one_of(st.booleans(), st.integers(0, 1)),
+                max_size=4,
+            ),
+            st.text(max_size=2),
+        ),
         8: st.one_of(st.binary(max_size=33), st.integers()),
         9: st.one_of(st.integers(-1, 3), st.text(max_size=1)),
         10: st.integers(-1, 3),
@@ -139,7 +148,12 @@ get_assertion_maps = st.fixed_dictionaries(
         2: st.one_of(st.binary(min_size=31, max_size=33), st.none()),
         3: st.one_of(descriptors, st.text(max_size=2)),
         4: st.one_of(st.dictionaries(st.text(max_size=10), cbor_values, max_size=3), st.integers()),
-        5: st.one_of(st.dictionaries(st.sampled_from(["rk", "up", "uv"]), st.one_of(st.booleans(), st.none()), max_size=3), st.integers()),
+        5: st.one_of(
+            st.dictionaries(
+                st.sampled_from(["rk", "up", "uv"]), st.one_of(st.booleans(), st.none()), max_size=3
+            ),
+            st.integers(),
+        ),
         6: st.binary(max_size=33),
         7: st.integers(-1, 3),
     },
@@ -156,12 +170,18 @@ def test_near_valid_get_assertion(params: dict[int, Any], outcome: Presence) -> 
 KNOWN_WORDS = {int(w) for w in StatusWord}
 
 
-@given(apdu=st.one_of(
-    st.binary(max_size=300),
-    st.tuples(st.sampled_from([0, 0x80]), st.integers(0, 4), st.integers(0, 9), st.binary(max_size=200)).map(
-        lambda t: bytes([t[0], t[1], t[2], 0, 0]) + len(t[3]).to_bytes(2, "big") + t[3]
+@given(
+    apdu=st.one_of(
+        st.binary(max_size=300),
+        st.tuples(
+            st.sampled_from([0, 0x80]),
+            st.integers(0, 4),
+            st.integers(0, 9),
+            st.binary(max_size=200),
+        ).map(lambda t: bytes([t[0], t[1], t[2], 0, 0]) + len(t[3]).to_bytes(2, "big") + t[3]),
     ),
-), outcome=st.sampled_from(list(Presence)))
+    outcome=st.sampled_from(list(Presence)),
+)
 def test_arbitrary_apdus_get_a_status_word(apdu: bytes, outcome: Presence) -> None:
     auth = fuzz_auth
     step = auth.u2f(apdu)

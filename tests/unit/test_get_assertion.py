@@ -15,7 +15,9 @@ from authenticator import (
     Command,
     CounterMode,
     CtapStatus,
+    Done,
     ManualClock,
+    NeedPresence,
     Presence,
     ScriptedPresence,
 )
@@ -23,7 +25,9 @@ from authenticator import (
 CDH = b"\x22" * 32
 
 
-def register(auth: Authenticator, user_id: bytes, rk: bool = True, rp: str = "example.com") -> bytes:
+def register(
+    auth: Authenticator, user_id: bytes, rk: bool = True, rp: str = "example.com"
+) -> bytes:
     params = {
         1: CDH,
         2: {"id": rp},
@@ -75,7 +79,9 @@ def test_rk_option_is_unsupported(auth: Authenticator) -> None:
 def test_silent_assertion_has_no_up_flag_and_asks_nobody(auth: Authenticator) -> None:
     credential_id = register(auth, b"a", rk=False)
     presence = ScriptedPresence()
-    status, response = assertion(auth, presence, k3=[{"type": "public-key", "id": credential_id}], k5={"up": False})
+    status, response = assertion(
+        auth, presence, k3=[{"type": "public-key", "id": credential_id}], k5={"up": False}
+    )
     assert status is CtapStatus.OK
     assert presence.requests == []
     assert not response[2][32] & AuthDataFlag.UP
@@ -111,7 +117,11 @@ def test_get_next_assertion_timer(auth: Authenticator, clock: ManualClock) -> No
 def test_allow_list_returns_one_credential_and_ignores_foreign_ids(auth: Authenticator) -> None:
     mine = register(auth, b"a", rk=False)
     other_rp = register(auth, b"b", rk=False, rp="other.example")
-    allow = [{"type": "public-key", "id": other_rp}, {"type": "public-key", "id": b"\x01" * 70}, {"type": "public-key", "id": mine}]
+    allow = [
+        {"type": "public-key", "id": other_rp},
+        {"type": "public-key", "id": b"\x01" * 70},
+        {"type": "public-key", "id": mine},
+    ]
     status, response = assertion(auth, k3=allow)
     assert status is CtapStatus.OK
     assert response[1]["id"] == mine and 5 not in response
@@ -121,7 +131,9 @@ def test_allow_list_returns_one_credential_and_ignores_foreign_ids(auth: Authent
 def test_counters_per_credential_global_and_zero() -> None:
     counts: dict[CounterMode, list[int]] = {}
     for mode in CounterMode:
-        auth = Authenticator(config=replace(SECURITY_KEY, counter=mode), strict=True, attestation="none")
+        auth = Authenticator(
+            config=replace(SECURITY_KEY, counter=mode), strict=True, attestation="none"
+        )
         a = register(auth, b"a", rk=False)
         b = register(auth, b"b", rk=False)
         seen = []
@@ -135,21 +147,33 @@ def test_counters_per_credential_global_and_zero() -> None:
     assert glob == sorted(set(glob))  # strictly increasing across credentials
 
 
-@pytest.mark.parametrize(("outcome", "status"), [(Presence.DENIED, CtapStatus.OPERATION_DENIED), (Presence.TIMED_OUT, CtapStatus.USER_ACTION_TIMEOUT)])
+@pytest.mark.parametrize(
+    ("outcome", "status"),
+    [
+        (Presence.DENIED, CtapStatus.OPERATION_DENIED),
+        (Presence.TIMED_OUT, CtapStatus.USER_ACTION_TIMEOUT),
+    ],
+)
 def test_presence_refused(auth: Authenticator, outcome: Presence, status: CtapStatus) -> None:
     register(auth, b"a")
     assert assertion(auth, ScriptedPresence([outcome]))[0] is status
     assert assertion(auth)[0] is CtapStatus.OK
 
 
-def test_reset_needs_touch_within_window_and_revokes_everything(auth: Authenticator, clock: ManualClock) -> None:
+def test_reset_needs_touch_within_window_and_revokes_everything(
+    auth: Authenticator, clock: ManualClock
+) -> None:
     wrapped = register(auth, b"a", rk=False)
     register(auth, b"b")
     root = auth.attestation_root_pem()
-    assert auth.call(bytes([Command.RESET]), ScriptedPresence([Presence.DENIED])) == bytes([CtapStatus.OPERATION_DENIED])
+    assert auth.call(bytes([Command.RESET]), ScriptedPresence([Presence.DENIED])) == bytes(
+        [CtapStatus.OPERATION_DENIED]
+    )
     assert auth.call(bytes([Command.RESET])) == bytes([CtapStatus.OK])
     assert assertion(auth)[0] is CtapStatus.NO_CREDENTIALS
-    assert assertion(auth, k3=[{"type": "public-key", "id": wrapped}])[0] is CtapStatus.NO_CREDENTIALS
+    assert (
+        assertion(auth, k3=[{"type": "public-key", "id": wrapped}])[0] is CtapStatus.NO_CREDENTIALS
+    )
     assert auth.attestation_root_pem() == root  # the factory identity survives
     clock.advance(11)
     assert auth.call(bytes([Command.RESET])) == bytes([CtapStatus.NOT_ALLOWED])
@@ -157,13 +181,16 @@ def test_reset_needs_touch_within_window_and_revokes_everything(auth: Authentica
 
 def test_selection(auth: Authenticator) -> None:
     assert auth.call(bytes([Command.SELECTION])) == b"\x00"
-    assert auth.call(bytes([Command.SELECTION]), ScriptedPresence([Presence.DENIED])) == bytes([CtapStatus.OPERATION_DENIED])
+    assert auth.call(bytes([Command.SELECTION]), ScriptedPresence([Presence.DENIED])) == bytes(
+        [CtapStatus.OPERATION_DENIED]
+    )
 
 
 def test_cancel_while_waiting(auth: Authenticator) -> None:
     register(auth, b"a")
     step = auth.start(bytes([Command.GET_ASSERTION]) + cbor2.dumps({1: "example.com", 2: CDH}))
+    assert isinstance(step, NeedPresence)
     done = auth.cancel()
-    assert done is not None and step is not None
+    assert isinstance(done, Done)
     assert done.response == bytes([CtapStatus.KEEPALIVE_CANCEL])
     assert auth.cancel() is None

@@ -38,7 +38,9 @@ def request(**overrides: Any) -> dict[int, Any]:
     return params
 
 
-def call(auth: Authenticator, params: dict[int, Any], presence: Any = None) -> tuple[CtapStatus, Any]:
+def call(
+    auth: Authenticator, params: dict[int, Any], presence: Any = None
+) -> tuple[CtapStatus, Any]:
     message = bytes([Command.MAKE_CREDENTIAL]) + cbor2.dumps(params, canonical=True)
     response = auth.call(message, presence) if presence else auth.call(message)
     status = CtapStatus(response[0])
@@ -87,7 +89,13 @@ def test_invalid_requests_get_the_spec_status(
 
 
 def test_first_supported_algorithm_in_rp_order_is_chosen(auth: Authenticator) -> None:
-    params = request(k4=[{"type": "public-key", "alg": -999}, {"type": "public-key", "alg": -8}, {"type": "public-key", "alg": -7}])
+    params = request(
+        k4=[
+            {"type": "public-key", "alg": -999},
+            {"type": "public-key", "alg": -8},
+            {"type": "public-key", "alg": -7},
+        ]
+    )
     status, response = call(auth, params)
     assert status is CtapStatus.OK
     auth_data = response[2]
@@ -155,10 +163,15 @@ def test_platform_profile_verifies_the_user_and_makes_passkeys() -> None:
     presence = ScriptedPresence()
     status, response = call(auth, request(k7={"uv": True}), presence)
     assert status is CtapStatus.OK
-    assert presence.requests == [NeedPresence("example.com", user_verification=True, reason="register")]
+    assert presence.requests == [
+        NeedPresence("example.com", user_verification=True, reason="register")
+    ]
     assert response[2][32] & AuthDataFlag.UV
     assert len(auth.store.discoverable("example.com")) == 1  # discoverable without rk
-    assert call(auth, request(k7={"uv": True}), ScriptedPresence([Presence.UV_FAILED]))[0] is CtapStatus.UV_INVALID
+    assert (
+        call(auth, request(k7={"uv": True}), ScriptedPresence([Presence.UV_FAILED]))[0]
+        is CtapStatus.UV_INVALID
+    )
 
 
 def test_rk_unsupported_profile() -> None:
@@ -168,10 +181,25 @@ def test_rk_unsupported_profile() -> None:
 
 def test_non_canonical_cbor_is_invalid_cbor(auth: Authenticator) -> None:
     params = cbor2.dumps(request(), canonical=True)
-    reordered = b"\xa4" + cbor2.dumps(2)[0:1] + cbor2.dumps(RP, canonical=True) + b"\x01" + cbor2.dumps(CDH) + b"\x03" + cbor2.dumps(USER, canonical=True) + b"\x04" + cbor2.dumps(ES256, canonical=True)
+    reordered = (
+        b"\xa4"
+        + cbor2.dumps(2)[0:1]
+        + cbor2.dumps(RP, canonical=True)
+        + b"\x01"
+        + cbor2.dumps(CDH)
+        + b"\x03"
+        + cbor2.dumps(USER, canonical=True)
+        + b"\x04"
+        + cbor2.dumps(ES256, canonical=True)
+    )
     assert auth.call(bytes([Command.MAKE_CREDENTIAL]) + reordered)[0] == CtapStatus.INVALID_CBOR
-    assert auth.call(bytes([Command.MAKE_CREDENTIAL]) + params + b"\x00")[0] == CtapStatus.INVALID_CBOR
-    assert auth.call(bytes([Command.MAKE_CREDENTIAL]) + b"\x81\x01")[0] == CtapStatus.CBOR_UNEXPECTED_TYPE
+    assert (
+        auth.call(bytes([Command.MAKE_CREDENTIAL]) + params + b"\x00")[0] == CtapStatus.INVALID_CBOR
+    )
+    assert (
+        auth.call(bytes([Command.MAKE_CREDENTIAL]) + b"\x81\x01")[0]
+        == CtapStatus.CBOR_UNEXPECTED_TYPE
+    )
 
 
 def test_message_over_max_msg_size_is_request_too_large() -> None:

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from authenticator import Authenticator, SqliteStore, StoreFileError, StoredCredential
+from authenticator import Authenticator, SqliteStore, StoredCredential, StoreFileError
 from authenticator.store.base import Store
 
 
-def credential(n: int, rp: str = "example.com", user: bytes = b"u", discoverable: bool = True) -> StoredCredential:
+def credential(
+    n: int, rp: str = "example.com", user: bytes = b"u", discoverable: bool = True
+) -> StoredCredential:
     return StoredCredential(
         credential_id=bytes([n]) * 32,
         rp_id=rp,
@@ -40,7 +42,9 @@ def test_discoverable_newest_first_and_per_rp(store: Store) -> None:
     assert [c.created for c in store.discoverable("a.example")] == [2, 1]
     assert store.discoverable_count() == 3
     assert [c.created for c in store.credentials()] == [1, 2, 3, 4]
-    assert store.discoverable_for_user("a.example", bytes([2])) == [credential(2, "a.example", bytes([2]))]
+    assert store.discoverable_for_user("a.example", bytes([2])) == [
+        credential(2, "a.example", bytes([2]))
+    ]
 
 
 def test_put_replaces_atomically(store: Store) -> None:
@@ -81,7 +85,11 @@ def test_sqlite_survives_reopen_and_is_shared_between_connections(tmp_path: Path
     one, two = SqliteStore(path), SqliteStore(path)
     one.put(credential(1))
     assert two.get(bytes([1]) * 32) == credential(1)
-    assert [one.next_sign_count(b"c"), two.next_sign_count(b"c"), one.next_sign_count(b"c")] == [1, 2, 3]
+    assert [one.next_sign_count(b"c"), two.next_sign_count(b"c"), one.next_sign_count(b"c")] == [
+        1,
+        2,
+        3,
+    ]
     one.close()
     two.close()
     assert SqliteStore(path).peek_sign_count(b"c") == 3
@@ -105,16 +113,29 @@ def test_sqlite_rejects_garbage_and_newer_schema_clearly(tmp_path: Path) -> None
 def test_private_keys_are_never_stored_in_clear(tmp_path: Path) -> None:
     path = tmp_path / "keys.sqlite"
     auth = Authenticator(store=SqliteStore(path), strict=True)
-    from authenticator.credential import CredentialSecrets
     import cbor2
 
-    params = {1: b"\x00" * 32, 2: {"id": "example.com"}, 3: {"id": b"u"}, 4: [{"type": "public-key", "alg": -8}], 7: {"rk": True}}
+    from authenticator.credential import CredentialSecrets
+
+    params = {
+        1: b"\x00" * 32,
+        2: {"id": "example.com"},
+        3: {"id": b"u"},
+        4: [{"type": "public-key", "alg": -8}],
+        7: {"rk": True},
+    }
     assert auth.call(b"\x01" + cbor2.dumps(params, canonical=True))[0] == 0
     (stored,) = auth.store.discoverable("example.com")
-    secrets = CredentialSecrets.open(auth.context.sealer, stored.sealed_secrets, stored.credential_id)
+    secrets = CredentialSecrets.open(
+        auth.context.sealer, stored.sealed_secrets, stored.credential_id
+    )
     assert secrets is not None
     raw = secrets.key.private_bytes()
     auth.store.close()  # type: ignore[attr-defined]
-    data = path.read_bytes() + (path.with_name(path.name + "-wal").read_bytes() if path.with_name(path.name + "-wal").exists() else b"")
+    data = path.read_bytes() + (
+        path.with_name(path.name + "-wal").read_bytes()
+        if path.with_name(path.name + "-wal").exists()
+        else b""
+    )
     assert raw not in data
     assert "sealed" not in repr(stored) and repr(raw) not in repr(secrets)
