@@ -184,7 +184,7 @@ class Authenticator:
             return bytes([CtapStatus.OTHER])
         if response is None:
             return bytes([CtapStatus.OK])
-        return bytes([CtapStatus.OK]) + cbor.encode(response)
+        return bytes([CtapStatus.OK]) + cbor.encode_response(response, verify=self.strict)
 
     def _dispatch(self, message: bytes) -> Handler[dict[int, Any] | None]:
         if not message:
@@ -212,6 +212,7 @@ class Authenticator:
         ctx.store.wipe(keep_prefix=ATTESTATION_STATE)
         ctx.store.put_state(MASTER_KEY_STATE, None)
         ctx.sealer = Context.load_sealer(ctx.store, ctx.entropy)  # revokes every wrapped ID
+        ctx.forget_keys()
         ctx.pending = None
         ctx.extensions.clear()
         return None

@@ -55,6 +55,19 @@ def encode(value: Any) -> bytes:
     return cbor2.dumps(value, canonical=True)
 
 
+def encode_response(response: dict[int, Any], *, verify: bool = False) -> bytes:
+    """Encode a response map whose nested maps were built in canonical order.
+
+    Only the top level is sorted here (handlers add optional keys in any order); a canonical
+    re-encode of the whole tree costs three times as much. ``verify`` (strict mode, so every
+    test) checks the result against the full canonical encoding.
+    """
+    encoded = cbor2.dumps(dict(sorted(response.items())))
+    if verify and encoded != encode(response):
+        raise AssertionError("a response map was not built in canonical key order")
+    return encoded
+
+
 def loads_lenient(data: bytes) -> Any:
     """Decode without the canonical check (for reading our own stored records)."""
     return cbor2.loads(data)

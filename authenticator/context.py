@@ -12,8 +12,15 @@ from typing import Any, Final, TypeAlias, TypeVar
 from authenticator.attestation import AttestationAuthority
 from authenticator.clock import Clock
 from authenticator.config import AuthenticatorConfig, CounterMode
+from authenticator.credential import (
+    CredentialSecrets,
+    StoredCredential,
+    UnwrappedCredential,
+    unwrap_credential_id,
+)
 from authenticator.keys import Entropy, Sealer
 from authenticator.presence import NeedPresence, Presence
+from authenticator.status import CtapError, CtapStatus
 from authenticator.store.base import GLOBAL_COUNTER, Store
 
 R = TypeVar("R")
@@ -21,6 +28,7 @@ Handler: TypeAlias = Generator[NeedPresence, Presence, R]
 """A command's algorithm: yields presence requests, returns its response."""
 
 MASTER_KEY_STATE: Final = "device/master_key"
+KEY_CACHE_SIZE: Final = 1024
 
 
 def rp_id_hash(rp_id: str) -> bytes:
@@ -38,6 +46,41 @@ class Context:
     powered_up_at: float
     pending: Any = None  # the one stateful command awaiting its continuation
     extensions: dict[str, Any] = field(default_factory=dict)  # runtime state of features
+    # Opened keys, as a device keeps them in RAM: rebuilding an EC key object from its scalar
+    # costs a point multiplication, as much as the signature itself. Lost on power cycle.
+    _keys: dict[tuple[bytes, bytes], UnwrappedCredential] = field(default_factory=dict, repr=False)
+    _secrets: dict[bytes, CredentialSecrets] = field(default_factory=dict, repr=False)
+
+    def forget_keys(self) -> None:
+        self._keys.clear()
+        self._secrets.clear()
+
+    def unwrap(self, rp_id_hash: bytes, credential_id: bytes) -> UnwrappedCredential | None:
+        """The key inside a wrapped credential ID made by this device for this RP, if it is."""
+        cached = self._keys.get((rp_id_hash, credential_id))
+        if cached is not None:
+            return cached
+        unwrapped = unwrap_credential_id(
+            self.sealer, rp_id_hash, credential_id, deterministic=self.entropy.deterministic
+        )
+        if unwrapped is not None:
+            _remember(self._keys, (rp_id_hash, credential_id), unwrapped)
+        return unwrapped
+
+    def open_secrets(self, stored: StoredCredential) -> CredentialSecrets:
+        cached = self._secrets.get(stored.credential_id)
+        if cached is not None:
+            return cached
+        secrets = CredentialSecrets.open(
+            self.sealer,
+            stored.sealed_secrets,
+            stored.credential_id,
+            deterministic=self.entropy.deterministic,
+        )
+        if secrets is None:
+            raise CtapError(CtapStatus.INTEGRITY_FAILURE, "a stored key failed authentication")
+        _remember(self._secrets, stored.credential_id, secrets)
+        return secrets
 
     @classmethod
     def load_sealer(cls, store: Store, entropy: Entropy) -> Sealer:
@@ -61,3 +104,13 @@ class Context:
         if self.config.counter is CounterMode.GLOBAL:
             return self.store.next_sign_count(GLOBAL_COUNTER)
         return 0
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(cache: dict[K, V], key: K, value: V) -> None:
+    if len(cache) >= KEY_CACHE_SIZE:
+        del cache[next(iter(cache))]  # oldest first: dicts keep insertion order
+    cache[key] = value

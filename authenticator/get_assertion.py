@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from authenticator.auth_data import AuthDataFlag, build_auth_data
+from authenticator.auth_data import BE, BS, UP, UV, build_auth_data
 from authenticator.commands import GetAssertionResponseKey
 from authenticator.context import Context, Handler, rp_id_hash
-from authenticator.credential import CredentialSecrets, StoredCredential, unwrap_credential_id
+from authenticator.credential import StoredCredential
 from authenticator.keys import CredentialKey
 from authenticator.presence import NeedPresence
 from authenticator.requests import PUBLIC_KEY, GetAssertionRequest
@@ -25,13 +25,11 @@ class Candidate:
     stored: StoredCredential | None = None
 
     @property
-    def backup_flags(self) -> AuthDataFlag:
-        flags = AuthDataFlag(0)
-        if self.stored is not None and self.stored.backup_eligible:
-            flags |= AuthDataFlag.BE
-            if self.stored.backup_state:
-                flags |= AuthDataFlag.BS
-        return flags
+    def backup_flags(self) -> int:
+        stored = self.stored
+        if stored is None or not stored.backup_eligible:
+            return 0
+        return BE | BS if stored.backup_state else BE
 
 
 @dataclass
@@ -40,7 +38,7 @@ class PendingAssertions:
 
     rp_id_hash: bytes
     client_data_hash: bytes
-    flags: AuthDataFlag
+    flags: int
     remaining: list[Candidate]
     total: int
     user_verified: bool
@@ -70,14 +68,14 @@ def get_assertion(ctx: Context, req: GetAssertionRequest) -> Handler[dict[int, A
         raise CtapError(CtapStatus.NO_CREDENTIALS)
 
     # Step 9: user presence (and the built-in UV gesture when asked for).
-    flags = AuthDataFlag(0)
+    flags = 0
     if up or uv:
         outcome = yield NeedPresence(req.rp_id, user_verification=uv, reason="sign in")
         outcome.require()
         if up:
-            flags |= AuthDataFlag.UP
+            flags |= UP
         if uv:
-            flags |= AuthDataFlag.UV
+            flags |= UV
 
     first, rest = candidates[0], candidates[1:]
     discoverable_mode = not req.allow_list
@@ -118,13 +116,10 @@ def get_next_assertion(ctx: Context) -> Handler[dict[int, Any]]:
 
 
 def _locate(ctx: Context, req: GetAssertionRequest, rp_hash: bytes) -> list[Candidate]:
-    deterministic = ctx.entropy.deterministic
     if req.allow_list:
         found: list[Candidate] = []
         for descriptor in req.allow_list:
-            unwrapped = unwrap_credential_id(
-                ctx.sealer, rp_hash, descriptor.id, deterministic=deterministic
-            )
+            unwrapped = ctx.unwrap(rp_hash, descriptor.id)
             if unwrapped is not None:
                 found.append(Candidate(descriptor.id, unwrapped.key))
                 continue
@@ -136,15 +131,7 @@ def _locate(ctx: Context, req: GetAssertionRequest, rp_hash: bytes) -> list[Cand
 
 
 def _open(ctx: Context, stored: StoredCredential) -> Candidate:
-    secrets = CredentialSecrets.open(
-        ctx.sealer,
-        stored.sealed_secrets,
-        stored.credential_id,
-        deterministic=ctx.entropy.deterministic,
-    )
-    if secrets is None:
-        raise CtapError(CtapStatus.INTEGRITY_FAILURE, "a stored key failed authentication")
-    return Candidate(stored.credential_id, secrets.key, stored)
+    return Candidate(stored.credential_id, ctx.open_secrets(stored).key, stored)
 
 
 def _sign(
@@ -152,7 +139,7 @@ def _sign(
     candidate: Candidate,
     rp_hash: bytes,
     client_data_hash: bytes,
-    flags: AuthDataFlag,
+    flags: int,
     user_verified: bool,
     include_user_details: bool,
 ) -> dict[int, Any]:

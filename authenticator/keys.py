@@ -16,6 +16,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from authenticator.status import CtapError, CtapStatus
 
@@ -47,6 +48,12 @@ PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPri
 _EC_CURVES: Final = {CoseAlgorithm.ES256: ec.SECP256R1(), CoseAlgorithm.ES384: ec.SECP384R1()}
 _EC_HASHES: Final = {CoseAlgorithm.ES256: hashes.SHA256(), CoseAlgorithm.ES384: hashes.SHA384()}
 _EC_COSE_CURVES: Final = {CoseAlgorithm.ES256: CoseCurve.P256, CoseAlgorithm.ES384: CoseCurve.P384}
+_ECDSA: Final = {
+    (alg, deterministic): ec.ECDSA(hash_, deterministic_signing=deterministic)
+    for alg, hash_ in _EC_HASHES.items()
+    for deterministic in (False, True)
+}
+_EDDSA: Final = frozenset({CoseAlgorithm.EDDSA, CoseAlgorithm.ED25519})
 _SCALAR_SIZES: Final = {CoseAlgorithm.ES256: 32, CoseAlgorithm.ES384: 48}
 _EC_ORDERS: Final = {
     CoseAlgorithm.ES256: 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
@@ -92,15 +99,13 @@ class CredentialKey:
 
     def sign(self, data: bytes) -> bytes:
         """A WebAuthn signature: DER ECDSA, raw Ed25519, or RSASSA-PKCS1-v1_5."""
-        key = self.private_key
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            algorithm = ec.ECDSA(
-                _EC_HASHES[self.algorithm], deterministic_signing=self.deterministic
-            )
-            return key.sign(data, algorithm)
-        if isinstance(key, ed25519.Ed25519PrivateKey):
-            return key.sign(data)
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        # Dispatch on the algorithm, not isinstance(): ABC checks cost a microsecond each.
+        ecdsa = _ECDSA.get((self.algorithm, self.deterministic))
+        if ecdsa is not None:
+            return self.private_key.sign(data, ecdsa)  # type: ignore[call-arg, arg-type]
+        if self.algorithm in _EDDSA:
+            return self.private_key.sign(data)  # type: ignore[call-arg]
+        return self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg, arg-type]
 
     def cose_public_key(self) -> dict[int, int | bytes]:
         """The COSE_Key of the public key (RFC 9052 §7, WebAuthn §6.5.1.1)."""
@@ -211,9 +216,15 @@ class Sealer:
             raise ValueError("the master key is 32 bytes")
         self._aead = AESGCM(master_key)
         self._entropy = entropy
+        self._master_key = master_key
 
     def __repr__(self) -> str:
         return "Sealer(<master key hidden>)"
+
+    def derive(self, purpose: bytes, context: bytes, length: int = 32) -> bytes:
+        """A secret bound to this device key, ``purpose`` and ``context`` (HKDF-SHA-256,
+        RFC 5869): per-credential secrets of wrapped IDs that have no record to live in."""
+        return HKDF(hashes.SHA256(), length, salt=purpose, info=context).derive(self._master_key)
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = self._entropy.random_bytes(NONCE_SIZE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from authenticator.auth_data import AttestedCredentialData, AuthDataFlag, build_auth_data
+from authenticator.auth_data import BE, BS, UP, UV, AttestedCredentialData, build_auth_data
 from authenticator.commands import MakeCredentialResponseKey
 from authenticator.config import AttestationFormat, NonResident
 from authenticator.context import Context, Handler, rp_id_hash
@@ -12,7 +12,6 @@ from authenticator.credential import (
     STORED_ID_SIZE,
     CredentialSecrets,
     StoredCredential,
-    unwrap_credential_id,
     wrap_credential_id,
 )
 from authenticator.keys import CoseAlgorithm, CredentialKey
@@ -67,11 +66,11 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
 
     # Step 15: the credential.
     key = CredentialKey.generate(CoseAlgorithm(algorithm), ctx.entropy)
-    flags = AuthDataFlag.UP | (AuthDataFlag.UV if verified else 0)
+    flags = UP | (UV if verified else 0)
     if config.backup_eligible:
-        flags |= AuthDataFlag.BE
+        flags |= BE
     if config.backup_state:
-        flags |= AuthDataFlag.BS
+        flags |= BS
     if rk or config.non_resident is NonResident.STORED or key.algorithm not in _WRAPPABLE:
         credential_id = _store(ctx, req, rp_hash, key, rk)
     else:
@@ -126,7 +125,7 @@ def _store(
 
 
 def _known(ctx: Context, rp_hash: bytes, rp_id: str, credential_id: bytes) -> bool:
-    if unwrap_credential_id(ctx.sealer, rp_hash, credential_id) is not None:
+    if ctx.unwrap(rp_hash, credential_id) is not None:
         return True
     stored = ctx.store.get(credential_id)
     return stored is not None and stored.rp_id == rp_id

@@ -16,7 +16,7 @@ from typing import Final
 from cryptography.hazmat.primitives import serialization
 
 from authenticator.context import Context, Handler
-from authenticator.credential import unwrap_credential_id, wrap_credential_id
+from authenticator.credential import wrap_credential_id
 from authenticator.keys import CoseAlgorithm, CredentialKey
 from authenticator.presence import NeedPresence, Presence
 
@@ -150,9 +150,7 @@ def _authenticate(ctx: Context, apdu: Apdu) -> Handler[bytes]:
     challenge, application, key_handle = data[:32], data[32:64], data[65:]
     if apdu.p1 not in tuple(AuthenticateControl):
         raise ApduError(StatusWord.INCORRECT_P1P2)
-    unwrapped = unwrap_credential_id(
-        ctx.sealer, application, key_handle, deterministic=ctx.entropy.deterministic
-    )
+    unwrapped = ctx.unwrap(application, key_handle)
     if unwrapped is None:
         raise ApduError(StatusWord.WRONG_DATA)
     if apdu.p1 == AuthenticateControl.CHECK_ONLY:
