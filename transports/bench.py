@@ -18,8 +18,9 @@ must do for it (CTAP 2.1 §6.1.2, §6.2.2):
   key held as a ready key object, CBOR-encode the response.
 
 Other modules contribute rows by naming a provider in ``ROW_PROVIDERS`` as
-``"module:function"``; a provider takes the ``BenchSettings`` and returns ``Row``s. Providers are
-imported only when the benchmark runs, so an optional transport costs nothing until then.
+``"module:function"``; a provider takes the ``BenchSettings`` (or no argument) and returns
+``Row``s or ``(name, ours_us, baseline_us)`` tuples. Providers are imported only when the
+benchmark runs, so an optional transport costs nothing until then.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import functools
 import gc
 import hashlib
 import importlib
+import inspect
 import os
 import statistics
 import struct
@@ -36,7 +38,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol, TextIO
+from typing import Any, Final, TextIO
 
 import cbor2
 from cryptography.hazmat.primitives import hashes, serialization
@@ -93,10 +95,6 @@ class Row:
         if self.baseline is None or self.baseline <= 0:
             return None
         return self.ours / self.baseline
-
-
-class RowProvider(Protocol):
-    def __call__(self, settings: BenchSettings) -> Iterable[Row]: ...
 
 
 def compare(
@@ -169,10 +167,13 @@ def _int_keys(params: dict[int, Any]) -> dict[int, Any]:
 class LeanAuthenticator:
     """The unavoidable work of each command, with ready key objects and no checks or storage."""
 
-    def __init__(self, attestation_der: bytes) -> None:
-        self._attestation_key = ec.generate_private_key(_P256)
-        self._x5c = [attestation_der]
-        self._assertion_key = ec.generate_private_key(_P256)
+    def __init__(
+        self, attestation_key: ec.EllipticCurvePrivateKey, certificate: bytes, aaguid: bytes
+    ) -> None:
+        self._aaguid = aaguid
+        self._attestation_key = attestation_key
+        self._x5c = [certificate]
+        self.assertion_key = ec.generate_private_key(_P256)
         self._credential_id = bytes(range(32))
 
     def make_credential(self, message: bytes) -> bytes:
@@ -192,7 +193,7 @@ class LeanAuthenticator:
         auth_data = (
             rp_id_hash
             + struct.pack(">BI", _AT_UP, 0)
-            + bytes(16)
+            + self._aaguid
             + struct.pack(">H", len(credential_id))
             + credential_id
             + cbor2.dumps(cose_key, canonical=True)
@@ -213,7 +214,7 @@ class LeanAuthenticator:
         params = cbor2.loads(message[1:])
         rp_id_hash = hashlib.sha256(params[1].encode()).digest()
         auth_data = rp_id_hash + struct.pack(">BI", _UP, 1)
-        signature = self._assertion_key.sign(auth_data + params[2], _ES256)
+        signature = self.assertion_key.sign(auth_data + params[2], _ES256)
         response = {
             GetAssertionResponseKey.CREDENTIAL.value: {
                 "id": self._credential_id,
@@ -223,6 +224,16 @@ class LeanAuthenticator:
             GetAssertionResponseKey.SIGNATURE.value: signature,
         }
         return b"\x00" + cbor2.dumps(response, canonical=True)
+
+
+def lean_for(auth: Authenticator) -> LeanAuthenticator:
+    """A lean pipeline holding ``auth``'s own batch attestation key and certificate."""
+    batch = auth.context.attestation.batch(auth.config.aaguid)
+    key = batch.key.private_key
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise TypeError("packed batch attestation uses a P-256 key")
+    certificate = batch.certificate.public_bytes(serialization.Encoding.DER)
+    return LeanAuthenticator(key, certificate, auth.config.aaguid)
 
 
 # -- the core rows --------------------------------------------------------------------------
@@ -250,10 +261,7 @@ def store_rows(label: str, store: Store, settings: BenchSettings, batch: int) ->
     def call(message: bytes) -> Callable[[], bytes]:
         return functools.partial(device.call, cbor_command, message)
 
-    batch_der = auth.context.attestation.batch(auth.config.aaguid).certificate.public_bytes(
-        serialization.Encoding.DER
-    )
-    lean = LeanAuthenticator(batch_der)
+    lean = lean_for(auth)
 
     make_resident = make_credential_request(resident=True)
     make_wrapped = make_credential_request(resident=False)
@@ -297,22 +305,46 @@ def core_rows(settings: BenchSettings) -> list[Row]:
 # -- running and reporting ------------------------------------------------------------------
 
 
-def load_provider(spec: str) -> RowProvider:
+RowLike = Row | tuple[str, float, float]
+"""A provider may return ``Row``s or ``(name, ours µs, baseline µs)`` tuples."""
+
+
+def load_provider(spec: str) -> Callable[..., Iterable[RowLike]]:
     module_name, _, function_name = spec.partition(":")
-    provider: RowProvider = getattr(importlib.import_module(module_name), function_name)
+    provider: Callable[..., Iterable[RowLike]] = getattr(
+        importlib.import_module(module_name), function_name
+    )
     return provider
+
+
+def _call_provider(
+    provider: Callable[..., Iterable[RowLike]], settings: BenchSettings
+) -> Iterable[RowLike]:
+    """Providers take the settings, or nothing (a module with its own fixed sizes)."""
+    if inspect.signature(provider).parameters:
+        return provider(settings)
+    return provider()
+
+
+def _as_row(item: RowLike) -> Row:
+    if isinstance(item, Row):
+        return item
+    name, ours, baseline = item
+    return Row(name, float(ours), float(baseline))
 
 
 def run(
     settings: BenchSettings,
-    providers: Iterable[str | RowProvider] | None = None,
+    providers: Iterable[str | Callable[..., Iterable[RowLike]]] | None = None,
     *,
     progress: Callable[[Row], None] | None = None,
 ) -> list[Row]:
+    """Every provider's rows, in order; ``progress`` sees each row as soon as it is measured."""
     rows: list[Row] = []
     for entry in ROW_PROVIDERS if providers is None else providers:
         provider = load_provider(entry) if isinstance(entry, str) else entry
-        for row in provider(settings):
+        for item in _call_provider(provider, settings):
+            row = _as_row(item)
             rows.append(row)
             if progress is not None:
                 progress(row)
