@@ -93,3 +93,97 @@ class GetInfoKey(IntEnum):
     ATTESTATION_FORMATS = 0x16
     UV_COUNT_SINCE_LAST_PIN_ENTRY = 0x17
     LONG_TOUCH_FOR_RESET = 0x18
+
+
+class ClientPinKey(IntEnum):
+    """authenticatorClientPIN request map (CTAP 2.1 §6.5.5.1)."""
+
+    PIN_UV_AUTH_PROTOCOL = 0x01
+    SUB_COMMAND = 0x02
+    KEY_AGREEMENT = 0x03
+    PIN_UV_AUTH_PARAM = 0x04
+    NEW_PIN_ENC = 0x05
+    PIN_HASH_ENC = 0x06
+    PERMISSIONS = 0x09
+    RP_ID = 0x0A
+
+
+class ClientPinSubCommand(IntEnum):
+    GET_PIN_RETRIES = 0x01
+    GET_KEY_AGREEMENT = 0x02
+    SET_PIN = 0x03
+    CHANGE_PIN = 0x04
+    GET_PIN_TOKEN = 0x05
+    GET_PIN_UV_AUTH_TOKEN_USING_UV_WITH_PERMISSIONS = 0x06
+    GET_UV_RETRIES = 0x07
+    GET_PIN_UV_AUTH_TOKEN_USING_PIN_WITH_PERMISSIONS = 0x09
+
+
+class ClientPinResponseKey(IntEnum):
+    KEY_AGREEMENT = 0x01
+    PIN_UV_AUTH_TOKEN = 0x02
+    PIN_RETRIES = 0x03
+    POWER_CYCLE_STATE = 0x04
+    UV_RETRIES = 0x05
+
+
+class CredentialManagementKey(IntEnum):
+    """authenticatorCredentialManagement request map (CTAP 2.1 §6.8)."""
+
+    SUB_COMMAND = 0x01
+    SUB_COMMAND_PARAMS = 0x02
+    PIN_UV_AUTH_PROTOCOL = 0x03
+    PIN_UV_AUTH_PARAM = 0x04
+
+
+class CredentialManagementSubCommand(IntEnum):
+    GET_CREDS_METADATA = 0x01
+    ENUMERATE_RPS_BEGIN = 0x02
+    ENUMERATE_RPS_GET_NEXT_RP = 0x03
+    ENUMERATE_CREDENTIALS_BEGIN = 0x04
+    ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL = 0x05
+    DELETE_CREDENTIAL = 0x06
+    UPDATE_USER_INFORMATION = 0x07
+
+
+class CredentialManagementParamKey(IntEnum):
+    RP_ID_HASH = 0x01
+    CREDENTIAL_ID = 0x02
+    USER = 0x03
+
+
+class CredentialManagementResponseKey(IntEnum):
+    EXISTING_RESIDENT_CREDENTIALS_COUNT = 0x01
+    MAX_POSSIBLE_REMAINING_RESIDENT_CREDENTIALS_COUNT = 0x02
+    RP = 0x03
+    RP_ID_HASH = 0x04
+    TOTAL_RPS = 0x05
+    USER = 0x06
+    CREDENTIAL_ID = 0x07
+    PUBLIC_KEY = 0x08
+    TOTAL_CREDENTIALS = 0x09
+    CRED_PROTECT = 0x0A
+    LARGE_BLOB_KEY = 0x0B
+    THIRD_PARTY_PAYMENT = 0x0C
+
+
+class ConfigKey(IntEnum):
+    """authenticatorConfig request map (CTAP 2.1 §6.11)."""
+
+    SUB_COMMAND = 0x01
+    SUB_COMMAND_PARAMS = 0x02
+    PIN_UV_AUTH_PROTOCOL = 0x03
+    PIN_UV_AUTH_PARAM = 0x04
+
+
+class ConfigSubCommand(IntEnum):
+    ENABLE_ENTERPRISE_ATTESTATION = 0x01
+    TOGGLE_ALWAYS_UV = 0x02
+    SET_MIN_PIN_LENGTH = 0x03
+    VENDOR_PROTOTYPE = 0xFF
+
+
+class SetMinPinLengthKey(IntEnum):
+    NEW_MIN_PIN_LENGTH = 0x01
+    MIN_PIN_LENGTH_RPIDS = 0x02
+    FORCE_CHANGE_PIN = 0x03

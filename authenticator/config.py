@@ -4,7 +4,7 @@ so that what is advertised is exactly what is implemented."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final
 
@@ -39,7 +39,7 @@ class AuthenticatorConfig:
 
     name: str = "security-key"
     aaguid: bytes = FIDOEMU_AAGUID
-    versions: tuple[str, ...] = ("U2F_V2", "FIDO_2_0")
+    versions: tuple[str, ...] = ("U2F_V2", "FIDO_2_0", "FIDO_2_1")
     attestation: AttestationFormat = AttestationFormat.PACKED
     algorithms: tuple[CoseAlgorithm, ...] = (
         CoseAlgorithm.ES256,
@@ -63,6 +63,26 @@ class AuthenticatorConfig:
     backup_eligible: bool = False  # BE flag on new credentials (synced providers)
     backup_state: bool = False  # BS flag on new credentials
     get_next_assertion_timeout: float = 30.0  # CTAP 2.1 §6.3: 30 s between calls
+    # PIN/UV (CTAP 2.1 §6.5) and the commands behind it; see docs/pin-uv.md.
+    pin_uv_protocols: tuple[int, ...] = (2, 1)  # in order of preference; () = no PIN/UV at all
+    client_pin: bool = True  # option "clientPin": a PIN can be set
+    pin_uv_auth_token: bool = True  # option "pinUvAuthToken": CTAP 2.1 tokens with permissions
+    pin_retries: int = 8  # CTAP 2.1 §6.5.2.2: pinRetries maximum
+    min_pin_length: int = 4  # CTAP 2.1 §6.5.2.2: initial minPINLength, in code points
+    uv_retries: int = 5  # built-in UV attempts before UV_BLOCKED (CTAP 2.1 §6.5.2.3)
+    preferred_platform_uv_attempts: int = 3  # getInfo 0x11, with built-in UV
+    uv_modality: int = 0x02  # getInfo 0x12: USER_VERIFY_FINGERPRINT_INTERNAL (FIDO registry)
+    make_cred_uv_not_required: bool = True  # option "makeCredUvNotRqd"
+    no_mc_ga_permissions_with_client_pin: bool = False  # option "noMcGaPermissionsWithClientPin"
+    always_uv: bool | None = False  # option "alwaysUv": initial value; None = not supported
+    credential_management: bool = True  # authenticatorCredentialManagement 0x0A, "credMgmt"
+    credential_management_preview: bool = False  # 0x41 prototype, "credentialMgmtPreview"
+    per_credential_management_read_only: bool = True  # CTAP 2.2 pcmr, option "perCredMgmtRO"
+    authenticator_config: bool = True  # authenticatorConfig 0x0D, "authnrCfg", "setMinPINLength"
+    max_rpids_for_set_min_pin_length: int = 4  # getInfo 0x10
+    enterprise_attestation: bool = False  # option "ep" (its value is whether it is enabled)
+    enterprise_rp_ids: tuple[str, ...] = ()  # vendor-facilitated EA (ep=1) for these RP IDs
+    reset_window: float = 10.0  # CTAP 2.1 §6.6: reset only this long after power-up
 
     def supports(self, algorithm: int) -> bool:
         return algorithm in self.algorithms
@@ -74,13 +94,30 @@ SECURITY_KEY: Final = AuthenticatorConfig()
 PLATFORM: Final = AuthenticatorConfig(
     name="platform",
     aaguid=FIDOEMU_PLATFORM_AAGUID,
-    versions=("FIDO_2_0",),
+    versions=("FIDO_2_0", "FIDO_2_1"),
     transports=("internal",),
     platform=True,
     discoverable_only=True,
     built_in_uv=True,
     u2f=False,
+    client_pin=False,  # UV is the device's own (a biometric); no PIN to set
+    authenticator_config=False,
 )
 """A platform authenticator (laptop or phone): internal transport, built-in UV, passkeys only."""
 
-PROFILES: Final = {"security-key": SECURITY_KEY, "platform": PLATFORM}
+CTAP2_0_KEY: Final = replace(
+    SECURITY_KEY,
+    name="ctap2.0-key",
+    versions=("U2F_V2", "FIDO_2_0"),
+    pin_uv_protocols=(1,),
+    pin_uv_auth_token=False,
+    make_cred_uv_not_required=False,
+    always_uv=None,
+    credential_management=False,
+    per_credential_management_read_only=False,
+    authenticator_config=False,
+)
+"""A CTAP 2.0 key (like a 2019 security key): PIN protocol 1, no tokens with permissions,
+no credential management, no authenticatorConfig."""
+
+PROFILES: Final = {"security-key": SECURITY_KEY, "ctap2.0-key": CTAP2_0_KEY, "platform": PLATFORM}

@@ -19,6 +19,8 @@ from authenticator.credential import (
     unwrap_credential_id,
 )
 from authenticator.keys import Entropy, Sealer
+from authenticator.pin_protocol import PinProtocol, PinUvAuthProtocol, make_protocols
+from authenticator.pin_token import PinUvAuthToken
 from authenticator.presence import NeedPresence, Presence
 from authenticator.status import CtapError, CtapStatus
 from authenticator.store.base import GLOBAL_COUNTER, Store
@@ -46,6 +48,11 @@ class Context:
     powered_up_at: float
     pending: Any = None  # the one stateful command awaiting its continuation
     extensions: dict[str, Any] = field(default_factory=dict)  # runtime state of features
+    # PIN/UV runtime state (CTAP 2.1 §6.5.2): the protocols' key-agreement keys, the one
+    # pinUvAuthToken, and consecutive wrong PINs since power-up (3 -> PIN_AUTH_BLOCKED).
+    pin_protocols: dict[PinUvAuthProtocol, PinProtocol] = field(init=False, repr=False)
+    pin_token: PinUvAuthToken = field(init=False, repr=False)
+    pin_mismatches: int = 0
     # Opened keys, as a device keeps them in RAM: rebuilding an EC key object from its scalar
     # costs a point multiplication, as much as the signature itself. Lost on power cycle.
     _keys: dict[tuple[bytes, bytes], UnwrappedCredential] = field(default_factory=dict, repr=False)
@@ -81,6 +88,10 @@ class Context:
             raise CtapError(CtapStatus.INTEGRITY_FAILURE, "a stored key failed authentication")
         _remember(self._secrets, stored.credential_id, secrets)
         return secrets
+
+    def __post_init__(self) -> None:
+        self.pin_protocols = make_protocols(self.config.pin_uv_protocols, self.entropy)
+        self.pin_token = PinUvAuthToken(self.clock, self.entropy)
 
     @classmethod
     def load_sealer(cls, store: Store, entropy: Entropy) -> Sealer:
