@@ -19,13 +19,18 @@ from typing import Any
 from authenticator import cbor
 from authenticator.attestation import STATE_PREFIX as ATTESTATION_STATE
 from authenticator.attestation import AttestationAuthority
+from authenticator.bio_enrollment import BioEnrollmentRequest, bio_enrollment
+from authenticator.bio_enrollment import enrolled as bio_enrolled
 from authenticator.clock import Clock, SystemClock
 from authenticator.commands import Command, GetInfoKey
 from authenticator.config import SECURITY_KEY, AttestationFormat, AuthenticatorConfig
 from authenticator.context import MASTER_KEY_STATE, Context, Handler
 from authenticator.credential import MAX_CREDENTIAL_ID_LENGTH
+from authenticator.extensions import REGISTRY as EXTENSIONS
+from authenticator.extensions import advertised as advertised_extensions
 from authenticator.get_assertion import get_assertion, get_next_assertion
 from authenticator.keys import Entropy, SystemEntropy
+from authenticator.large_blobs import LargeBlobsRequest, large_blobs
 from authenticator.make_credential import make_credential
 from authenticator.presence import Done, NeedPresence, Presence, PresencePolicy, Step, approve
 from authenticator.requests import GetAssertionRequest, MakeCredentialRequest
@@ -97,6 +102,17 @@ class Authenticator:
             Command.RESET: Route(None, lambda ctx, _req: self._reset()),
             Command.SELECTION: Route(None, lambda ctx, _req: _selection()),
         }
+        unknown = set(config.extensions) - set(EXTENSIONS)
+        if unknown:
+            raise ValueError(f"unknown extensions in the profile: {sorted(unknown)}")
+        if config.large_blobs:
+            self._routes[Command.LARGE_BLOBS] = Route(
+                lambda p, c: LargeBlobsRequest.parse(p), large_blobs
+            )
+        if config.bio_enrollment:
+            bio = Route(lambda p, c: BioEnrollmentRequest.parse(p), bio_enrollment)
+            self._routes[Command.BIO_ENROLLMENT] = bio
+            self._routes[Command.BIO_ENROLLMENT_PRE] = bio  # FIDO_2_1_PRE prototype
 
     def __repr__(self) -> str:
         return f"Authenticator({self.config.name!r}, store={self.store!r})"
@@ -193,8 +209,9 @@ class Authenticator:
         route = self._routes.get(command)
         if route is None:
             raise CtapError(CtapStatus.INVALID_COMMAND, f"command 0x{command:02x}")
-        if command != Command.GET_NEXT_ASSERTION:
-            self._ctx.pending = None  # any other command ends a stateful sequence
+        # Any command but a stateful sequence's own continuation ends it (``continued_by``).
+        if command not in getattr(self._ctx.pending, "continued_by", _ASSERTION_CONTINUATION):
+            self._ctx.pending = None
         if len(message) > self.config.max_msg_size:
             raise CtapError(CtapStatus.REQUEST_TOO_LARGE, "message exceeds maxMsgSize")
         request = None
@@ -216,6 +233,9 @@ class Authenticator:
         ctx.pending = None
         ctx.extensions.clear()
         return None
+
+
+_ASSERTION_CONTINUATION: tuple[Command, ...] = (Command.GET_NEXT_ASSERTION,)
 
 
 def _selection() -> Handler[None]:
@@ -250,5 +270,15 @@ def _get_info(ctx: Context) -> Handler[dict[int, Any]]:
     protocols = supported_pin_uv_protocols(ctx)
     if protocols:
         info[GetInfoKey.PIN_UV_AUTH_PROTOCOLS] = list(protocols)
+    extensions = advertised_extensions(ctx)
+    if extensions:
+        info[GetInfoKey.EXTENSIONS] = extensions
+    if "credBlob" in extensions:
+        info[GetInfoKey.MAX_CRED_BLOB_LENGTH] = config.max_cred_blob_length
+    if config.large_blobs:
+        options["largeBlobs"] = True
+        info[GetInfoKey.MAX_SERIALIZED_LARGE_BLOB_ARRAY] = config.max_serialized_large_blob_array
+    if config.bio_enrollment:
+        options["bioEnroll"] = bio_enrolled(ctx)  # CTAP 2.1 §6.4: false = none enrolled yet
     return info
     yield  # a generator, like every handler

@@ -187,3 +187,61 @@ class SetMinPinLengthKey(IntEnum):
     NEW_MIN_PIN_LENGTH = 0x01
     MIN_PIN_LENGTH_RPIDS = 0x02
     FORCE_CHANGE_PIN = 0x03
+
+
+class LargeBlobsKey(IntEnum):
+    """authenticatorLargeBlobs request map (CTAP 2.1 §6.10)."""
+
+    GET = 0x01
+    SET = 0x02
+    OFFSET = 0x03
+    LENGTH = 0x04
+    PIN_UV_AUTH_PARAM = 0x05
+    PIN_UV_AUTH_PROTOCOL = 0x06
+
+
+class LargeBlobsResponseKey(IntEnum):
+    CONFIG = 0x01
+
+
+class BioEnrollmentKey(IntEnum):
+    """authenticatorBioEnrollment request map (CTAP 2.1 §6.7)."""
+
+    MODALITY = 0x01
+    SUB_COMMAND = 0x02
+    SUB_COMMAND_PARAMS = 0x03
+    PIN_UV_AUTH_PROTOCOL = 0x04
+    PIN_UV_AUTH_PARAM = 0x05
+    GET_MODALITY = 0x06
+
+
+class BioEnrollmentSubCommand(IntEnum):
+    ENROLL_BEGIN = 0x01
+    ENROLL_CAPTURE_NEXT_SAMPLE = 0x02
+    CANCEL_CURRENT_ENROLLMENT = 0x03
+    ENUMERATE_ENROLLMENTS = 0x04
+    SET_FRIENDLY_NAME = 0x05
+    REMOVE_ENROLLMENT = 0x06
+    GET_FINGERPRINT_SENSOR_INFO = 0x07
+
+
+class BioEnrollmentParamKey(IntEnum):
+    TEMPLATE_ID = 0x01
+    TEMPLATE_FRIENDLY_NAME = 0x02
+    TIMEOUT_MILLISECONDS = 0x03
+
+
+class BioEnrollmentResponseKey(IntEnum):
+    MODALITY = 0x01
+    FINGERPRINT_KIND = 0x02
+    MAX_CAPTURE_SAMPLES_REQUIRED_FOR_ENROLL = 0x03
+    TEMPLATE_ID = 0x04
+    LAST_ENROLL_SAMPLE_STATUS = 0x05
+    REMAINING_SAMPLES = 0x06
+    TEMPLATE_INFOS = 0x07
+    MAX_TEMPLATE_FRIENDLY_NAME = 0x08
+
+
+class TemplateInfoKey(IntEnum):
+    TEMPLATE_ID = 0x01
+    TEMPLATE_FRIENDLY_NAME = 0x02

@@ -15,6 +15,18 @@ FIDOEMU_AAGUID: Final = uuid.UUID("f1d0e3a0-7e57-4a5e-9c1d-0000000000a1").bytes
 FIDOEMU_PLATFORM_AAGUID: Final = uuid.UUID("f1d0e3a0-7e57-4a5e-9c1d-0000000000b2").bytes
 
 
+DEFAULT_EXTENSIONS: Final = (
+    "credProtect",
+    "hmac-secret",
+    "hmac-secret-mc",
+    "credBlob",
+    "largeBlobKey",
+    "minPinLength",
+    "thirdPartyPayment",
+)
+"""Every extension fidoemu implements, enabled by default (see ``authenticator.extensions``)."""
+
+
 class AttestationFormat(StrEnum):
     PACKED = "packed"  # x5c chain: per-store root CA -> batch certificate
     SELF = "self"  # packed self-attestation (no x5c; signed by the credential key)
@@ -83,6 +95,15 @@ class AuthenticatorConfig:
     enterprise_attestation: bool = False  # option "ep" (its value is whether it is enabled)
     enterprise_rp_ids: tuple[str, ...] = ()  # vendor-facilitated EA (ep=1) for these RP IDs
     reset_window: float = 10.0  # CTAP 2.1 §6.6: reset only this long after power-up
+    # Extensions (CTAP 2.1 §12) by identifier; each must be in authenticator.extensions.REGISTRY.
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
+    max_cred_blob_length: int = 32  # credBlob; CTAP 2.1 §12.2: at least 32
+    large_blobs: bool = True  # authenticatorLargeBlobs, option "largeBlobs" (CTAP 2.1 §6.10)
+    max_serialized_large_blob_array: int = 4096  # CTAP 2.1 §6.10: at least 1024
+    bio_enrollment: bool = False  # authenticatorBioEnrollment, fingerprint (CTAP 2.1 §6.7)
+    bio_samples_per_enrollment: int = 4  # maxCaptureSamplesRequiredForEnroll
+    bio_max_templates: int = 5  # enrolling one more answers FP_DATABASE_FULL
+    bio_max_template_friendly_name: int = 64  # maxTemplateFriendlyName, in bytes
 
     def supports(self, algorithm: int) -> bool:
         return algorithm in self.algorithms
@@ -105,10 +126,22 @@ PLATFORM: Final = AuthenticatorConfig(
 )
 """A platform authenticator (laptop or phone): internal transport, built-in UV, passkeys only."""
 
+FIDOEMU_BIO_AAGUID: Final = uuid.UUID("f1d0e3a0-7e57-4a5e-9c1d-0000000000c3").bytes
+
+BIO_SECURITY_KEY: Final = replace(
+    SECURITY_KEY,
+    name="bio-security-key",
+    aaguid=FIDOEMU_BIO_AAGUID,
+    built_in_uv=True,
+    bio_enrollment=True,
+)
+"""A fingerprint security key (like a YubiKey Bio): built-in UV once a finger is enrolled."""
+
 CTAP2_0_KEY: Final = replace(
     SECURITY_KEY,
     name="ctap2.0-key",
     versions=("U2F_V2", "FIDO_2_0"),
+    extensions=("hmac-secret",),
     pin_uv_protocols=(1,),
     pin_uv_auth_token=False,
     make_cred_uv_not_required=False,
@@ -116,8 +149,14 @@ CTAP2_0_KEY: Final = replace(
     credential_management=False,
     per_credential_management_read_only=False,
     authenticator_config=False,
+    large_blobs=False,
 )
 """A CTAP 2.0 key (like a 2019 security key): PIN protocol 1, no tokens with permissions,
 no credential management, no authenticatorConfig."""
 
-PROFILES: Final = {"security-key": SECURITY_KEY, "ctap2.0-key": CTAP2_0_KEY, "platform": PLATFORM}
+PROFILES: Final = {
+    "security-key": SECURITY_KEY,
+    "ctap2.0-key": CTAP2_0_KEY,
+    "platform": PLATFORM,
+    "bio-security-key": BIO_SECURITY_KEY,
+}

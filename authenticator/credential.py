@@ -110,9 +110,17 @@ class CredentialSecrets:
 
 
 def wrap_credential_id(
-    sealer: Sealer, rp_id_hash: bytes, key: CredentialKey, cred_protect: int = 1
+    sealer: Sealer,
+    rp_id_hash: bytes,
+    key: CredentialKey,
+    cred_protect: int = 1,
+    extra: dict[str, object] | None = None,
 ) -> bytes:
-    plain = {"alg": int(key.algorithm), "sk": key.private_bytes(), "cp": cred_protect}
+    """``extra``: small public extension state (a few bytes: IDs stay within 128 bytes)."""
+    plain: dict[str, object] = {"alg": int(key.algorithm), "sk": key.private_bytes()}
+    plain["cp"] = cred_protect
+    if extra:
+        plain["x"] = extra
     return bytes([WRAPPED_ID_VERSION]) + sealer.seal(cbor.encode(plain), rp_id_hash)
 
 
@@ -120,6 +128,7 @@ def wrap_credential_id(
 class UnwrappedCredential:
     key: CredentialKey = field(repr=False)
     cred_protect: int
+    extra: dict[str, object] = field(default_factory=dict, repr=False)
 
 
 def unwrap_credential_id(
@@ -139,4 +148,4 @@ def unwrap_credential_id(
     key = CredentialKey.from_private_bytes(
         CoseAlgorithm(fields["alg"]), fields["sk"], deterministic=deterministic
     )
-    return UnwrappedCredential(key, fields.get("cp", 1))
+    return UnwrappedCredential(key, fields.get("cp", 1), fields.get("x") or {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from authenticator import extensions
 from authenticator.auth_data import BE, BS, UP, UV, build_auth_data
 from authenticator.commands import GetAssertionResponseKey
 from authenticator.context import Context, Handler, rp_id_hash
@@ -23,6 +24,19 @@ class Candidate:
     credential_id: bytes
     key: CredentialKey = field(repr=False)
     stored: StoredCredential | None = None
+    cred_protect: int = 1
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)  # extension state
+    secrets: dict[str, bytes] = field(default_factory=dict, repr=False)  # sealed ext. state
+
+    def view(self, rp_id: str) -> extensions.CredentialView:
+        return extensions.CredentialView(
+            self.credential_id,
+            rp_id,
+            self.stored is None,
+            self.cred_protect,
+            self.extra,
+            self.secrets,
+        )
 
     @property
     def backup_flags(self) -> int:
@@ -43,6 +57,8 @@ class PendingAssertions:
     total: int
     user_verified: bool
     last_call: float
+    rp_id: str = ""
+    extension_inputs: extensions.ParsedInputs = field(default_factory=extensions.ParsedInputs)
 
 
 def get_assertion(ctx: Context, req: GetAssertionRequest) -> Handler[dict[int, Any]]:
@@ -60,10 +76,12 @@ def get_assertion(ctx: Context, req: GetAssertionRequest) -> Handler[dict[int, A
     uv = req.options.get("uv", False)
     if uv and not config.built_in_uv:
         raise CtapError(CtapStatus.INVALID_OPTION, "uv: no built-in user verification")
+    # Extension inputs are checked before any touch is asked for (extensions/base.py).
+    extension_inputs = extensions.parse_authentication(ctx, req.extensions, up=up)
 
-    # Step 7: locate the credentials.
+    # Step 7: locate the credentials, minus those credProtect hides.
     rp_hash = rp_id_hash(req.rp_id)
-    candidates = _locate(ctx, req, rp_hash)
+    candidates = _locate(ctx, req, rp_hash, user_verified=uv)
     if not candidates:
         raise CtapError(CtapStatus.NO_CREDENTIALS)
 
@@ -82,9 +100,27 @@ def get_assertion(ctx: Context, req: GetAssertionRequest) -> Handler[dict[int, A
     ctx.pending = None
     if discoverable_mode and rest:
         ctx.pending = PendingAssertions(
-            rp_hash, req.client_data_hash, flags, rest, len(candidates), uv, ctx.clock.now()
+            rp_hash,
+            req.client_data_hash,
+            flags,
+            rest,
+            len(candidates),
+            uv,
+            ctx.clock.now(),
+            rp_id=req.rp_id,
+            extension_inputs=extension_inputs,
         )
-    response = _sign(ctx, first, rp_hash, req.client_data_hash, flags, uv, discoverable_mode)
+    response = _sign(
+        ctx,
+        first,
+        rp_hash,
+        req.client_data_hash,
+        flags,
+        uv,
+        discoverable_mode,
+        req.rp_id,
+        extension_inputs,
+    )
     if discoverable_mode and rest:
         response[GetAssertionResponseKey.NUMBER_OF_CREDENTIALS] = len(candidates)
     return response
@@ -111,27 +147,60 @@ def get_next_assertion(ctx: Context) -> Handler[dict[int, Any]]:
         pending.flags,
         pending.user_verified,
         True,
+        pending.rp_id,
+        pending.extension_inputs,
     )
     yield  # a generator, like every handler
 
 
-def _locate(ctx: Context, req: GetAssertionRequest, rp_hash: bytes) -> list[Candidate]:
-    if req.allow_list:
+def _locate(
+    ctx: Context, req: GetAssertionRequest, rp_hash: bytes, *, user_verified: bool
+) -> list[Candidate]:
+    allow_list = bool(req.allow_list)
+    if allow_list:
         found: list[Candidate] = []
         for descriptor in req.allow_list:
             unwrapped = ctx.unwrap(rp_hash, descriptor.id)
             if unwrapped is not None:
-                found.append(Candidate(descriptor.id, unwrapped.key))
+                if extensions.permits(
+                    unwrapped.cred_protect, user_verified=user_verified, allow_list=True
+                ):
+                    found.append(
+                        Candidate(
+                            descriptor.id,
+                            unwrapped.key,
+                            cred_protect=unwrapped.cred_protect,
+                            extra=unwrapped.extra,
+                        )
+                    )
                 continue
             stored = ctx.store.get(descriptor.id)
-            if stored is not None and stored.rp_id == req.rp_id:
+            if (
+                stored is not None
+                and stored.rp_id == req.rp_id
+                and extensions.permits(
+                    stored.cred_protect, user_verified=user_verified, allow_list=True
+                )
+            ):
                 found.append(_open(ctx, stored))
         return found[:1]  # CTAP 2.1 §6.2.2 step 12: one credential when an allowList is given
-    return [_open(ctx, c) for c in ctx.store.discoverable(req.rp_id)]
+    return [
+        _open(ctx, c)
+        for c in ctx.store.discoverable(req.rp_id)
+        if extensions.permits(c.cred_protect, user_verified=user_verified, allow_list=False)
+    ]
 
 
 def _open(ctx: Context, stored: StoredCredential) -> Candidate:
-    return Candidate(stored.credential_id, ctx.open_secrets(stored).key, stored)
+    secrets = ctx.open_secrets(stored)
+    return Candidate(
+        stored.credential_id,
+        secrets.key,
+        stored,
+        stored.cred_protect,
+        stored.extra,
+        secrets.extra,
+    )
 
 
 def _sign(
@@ -142,11 +211,19 @@ def _sign(
     flags: int,
     user_verified: bool,
     include_user_details: bool,
+    rp_id: str = "",
+    extension_inputs: extensions.ParsedInputs | None = None,
 ) -> dict[int, Any]:
     flags |= candidate.backup_flags
+    # Step 10: extensions, per credential (getNextAssertion too).
+    auth = extensions.Authentication(
+        ctx, rp_id, user_verified=user_verified, user_present=bool(flags & UP)
+    )
+    if extension_inputs:
+        extensions.authentication_outputs(auth, extension_inputs, candidate.view(rp_id))
     # The counter is durable before the signature carrying it exists (WebAuthn §6.1.1).
     sign_count = ctx.next_sign_count(candidate.credential_id)
-    auth_data = build_auth_data(rp_hash, flags, sign_count)
+    auth_data = build_auth_data(rp_hash, flags, sign_count, None, auth.outputs)
     signature = candidate.key.sign(auth_data + client_data_hash)
     response: dict[int, Any] = {
         GetAssertionResponseKey.CREDENTIAL: {"id": candidate.credential_id, "type": PUBLIC_KEY},
@@ -164,4 +241,8 @@ def _sign(
             if stored.user_display_name is not None:
                 user["displayName"] = stored.user_display_name
         response[GetAssertionResponseKey.USER] = user
+    if auth.large_blob_key is not None:
+        response[GetAssertionResponseKey.LARGE_BLOB_KEY] = auth.large_blob_key
+    if auth.unsigned_outputs:
+        response[GetAssertionResponseKey.UNSIGNED_EXTENSION_OUTPUTS] = auth.unsigned_outputs
     return response

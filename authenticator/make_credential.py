@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from authenticator import extensions
 from authenticator.auth_data import BE, BS, UP, UV, AttestedCredentialData, build_auth_data
 from authenticator.commands import MakeCredentialResponseKey
 from authenticator.config import AttestationFormat, NonResident
@@ -48,6 +49,8 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
     if uv and not config.built_in_uv:
         # CTAP 2.1 §6.1.2 step 5.2: "uv" is about a built-in method (not the PIN).
         raise CtapError(CtapStatus.INVALID_OPTION, "uv: no built-in user verification")
+    # Extension inputs are checked before any touch is asked for (extensions/base.py).
+    extension_inputs = extensions.parse_registration(ctx, req.extensions, rk=rk)
 
     # Steps 6-11: PIN/UV token verification (issue 3) sets the UV flag.
     verified = False
@@ -55,7 +58,7 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
     rp_hash = rp_id_hash(req.rp.id)
     # Step 12: excludeList. Wait for a touch whatever its outcome, then answer EXCLUDED, so
     # that the platform learns nothing without the user's consent.
-    if any(_known(ctx, rp_hash, req.rp.id, d.id) for d in req.exclude_list):
+    if any(_excludes(ctx, rp_hash, req.rp.id, d.id, verified) for d in req.exclude_list):
         yield NeedPresence(req.rp.id, reason="excluded credential")
         raise CtapError(CtapStatus.CREDENTIAL_EXCLUDED)
 
@@ -64,6 +67,10 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
     outcome.require()
     verified = verified or uv
 
+    # Step 15: extensions decide what the credential carries (credProtect, secrets, ...).
+    reg = extensions.Registration(ctx, req.rp.id, rk=rk, user_verified=verified)
+    extensions.prepare_registration(reg, extension_inputs)
+
     # Step 15: the credential.
     key = CredentialKey.generate(CoseAlgorithm(algorithm), ctx.entropy)
     flags = UP | (UV if verified else 0)
@@ -71,10 +78,25 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
         flags |= BE
     if config.backup_state:
         flags |= BS
-    if rk or config.non_resident is NonResident.STORED or key.algorithm not in _WRAPPABLE:
-        credential_id = _store(ctx, req, rp_hash, key, rk)
+    wrapped = not (
+        rk
+        or reg.needs_record
+        or config.non_resident is NonResident.STORED
+        or key.algorithm not in _WRAPPABLE
+    )
+    if wrapped:
+        credential_id = wrap_credential_id(ctx.sealer, rp_hash, key, reg.cred_protect, reg.extra)
     else:
-        credential_id = wrap_credential_id(ctx.sealer, rp_hash, key)
+        credential_id = _store(ctx, req, rp_hash, key, rk, reg)
+    view = extensions.CredentialView(
+        credential_id,
+        req.rp.id,
+        wrapped,
+        reg.cred_protect,
+        reg.extra,
+        {} if wrapped else reg.secrets,
+    )
+    extensions.registration_outputs(reg, extension_inputs, view)
 
     # Step 16-19: authenticator data and attestation.
     fmt = config.attestation
@@ -85,17 +107,28 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
         flags,
         ctx.registration_sign_count(),
         AttestedCredentialData(aaguid, credential_id, key.cose_public_key()),
+        reg.outputs,
     )
     attestation = ctx.attestation.attest(fmt, config.aaguid, auth_data, req.client_data_hash, key)
-    return {
+    response: dict[int, Any] = {
         MakeCredentialResponseKey.FMT: attestation.fmt,
         MakeCredentialResponseKey.AUTH_DATA: auth_data,
         MakeCredentialResponseKey.ATT_STMT: attestation.statement,
     }
+    if reg.large_blob_key is not None:
+        response[MakeCredentialResponseKey.LARGE_BLOB_KEY] = reg.large_blob_key
+    if reg.unsigned_outputs:
+        response[MakeCredentialResponseKey.UNSIGNED_EXTENSION_OUTPUTS] = reg.unsigned_outputs
+    return response
 
 
 def _store(
-    ctx: Context, req: MakeCredentialRequest, rp_hash: bytes, key: CredentialKey, rk: bool
+    ctx: Context,
+    req: MakeCredentialRequest,
+    rp_hash: bytes,
+    key: CredentialKey,
+    rk: bool,
+    reg: extensions.Registration,
 ) -> bytes:
     replaces: list[bytes] = []
     if rk:
@@ -111,7 +144,7 @@ def _store(
         rp_id=req.rp.id,
         user_id=req.user.id,
         algorithm=int(key.algorithm),
-        sealed_secrets=CredentialSecrets(key).seal(ctx.sealer, credential_id),
+        sealed_secrets=CredentialSecrets(key, reg.secrets).seal(ctx.sealer, credential_id),
         discoverable=rk,
         created=ctx.store.next_sequence(),
         rp_name=req.rp.name,
@@ -119,13 +152,25 @@ def _store(
         user_display_name=req.user.display_name,
         backup_eligible=ctx.config.backup_eligible,
         backup_state=ctx.config.backup_state,
+        cred_protect=reg.cred_protect,
+        extra=reg.extra,
     )
     ctx.store.put(credential, replaces=replaces)
     return credential_id
 
 
-def _known(ctx: Context, rp_hash: bytes, rp_id: str, credential_id: bytes) -> bool:
-    if ctx.unwrap(rp_hash, credential_id) is not None:
-        return True
-    stored = ctx.store.get(credential_id)
-    return stored is not None and stored.rp_id == rp_id
+def _excludes(
+    ctx: Context, rp_hash: bytes, rp_id: str, credential_id: bytes, user_verified: bool
+) -> bool:
+    """Whether an excludeList entry names a credential here that the platform may learn of:
+    CTAP 2.1 §6.1.2 step 12 skips a userVerificationRequired one unless the user is verified
+    (a built-in UV gesture comes later, at step 14, so only a pinUvAuthToken counts here)."""
+    unwrapped = ctx.unwrap(rp_hash, credential_id)
+    if unwrapped is not None:
+        level = unwrapped.cred_protect
+    else:
+        stored = ctx.store.get(credential_id)
+        if stored is None or stored.rp_id != rp_id:
+            return False
+        level = stored.cred_protect
+    return level < extensions.CredProtect.UV_REQUIRED or user_verified
