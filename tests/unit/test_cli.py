@@ -20,7 +20,12 @@ from fido2 import cbor as fido2_cbor
 from fido2.attestation import PackedAttestation
 from fido2.client import DefaultClientDataCollector, Fido2Client
 from fido2.cose import CoseKey
-from fido2.webauthn import AttestationObject, AuthenticatorData, PublicKeyCredentialRequestOptions
+from fido2.webauthn import (
+    AttestationObject,
+    AuthenticatorData,
+    PublicKeyCredentialRequestOptions,
+    UserVerificationRequirement,
+)
 from webauthn import verify_authentication_response
 
 from authenticator import FIDOEMU_AAGUID, Authenticator, SqliteStore
@@ -122,7 +127,11 @@ def test_demo_credential_verifies_with_py_webauthn(tmp_path: Path) -> None:
         )
         challenge = os.urandom(32)
         assertion = client.get_assertion(
-            PublicKeyCredentialRequestOptions(challenge=challenge, rp_id=DEMO_RP.id)
+            PublicKeyCredentialRequestOptions(
+                challenge=challenge,
+                rp_id=DEMO_RP.id,
+                user_verification=UserVerificationRequirement.DISCOURAGED,  # no PIN is set
+            )
         ).get_response(0)
     finally:
         store.close()
