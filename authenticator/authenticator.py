@@ -21,13 +21,20 @@ from authenticator.attestation import STATE_PREFIX as ATTESTATION_STATE
 from authenticator.attestation import AttestationAuthority
 from authenticator.bio_enrollment import BioEnrollmentRequest, bio_enrollment
 from authenticator.bio_enrollment import enrolled as bio_enrolled
+from authenticator.client_pin import ClientPinRequest, client_pin
 from authenticator.clock import Clock, SystemClock
 from authenticator.commands import Command, GetInfoKey
 from authenticator.config import SECURITY_KEY, AttestationFormat, AuthenticatorConfig
+from authenticator.config_command import ConfigRequest, authenticator_config
 from authenticator.context import MASTER_KEY_STATE, Context, Handler
 from authenticator.credential import MAX_CREDENTIAL_ID_LENGTH
+from authenticator.credential_management import (
+    CredentialManagementRequest,
+    credential_management,
+)
 from authenticator.extensions import REGISTRY as EXTENSIONS
 from authenticator.extensions import advertised as advertised_extensions
+from authenticator.faults import Faults
 from authenticator.get_assertion import get_assertion, get_next_assertion
 from authenticator.keys import Entropy, SystemEntropy
 from authenticator.large_blobs import LargeBlobsRequest, large_blobs
@@ -38,11 +45,10 @@ from authenticator.status import CtapError, CtapStatus
 from authenticator.store.base import Store
 from authenticator.store.memory import MemoryStore
 from authenticator.u2f import process_apdu, u2f_error_response
+from authenticator.user_verification import advertise as advertise_pin_uv
 from authenticator.user_verification import supported_pin_uv_protocols
 
 log = logging.getLogger("fidoemu.authenticator")
-
-RESET_WINDOW_SECONDS = 10.0  # CTAP 2.1 §6.6: reset only within 10 s of power-up
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +74,14 @@ class Authenticator:
         clock: Clock | None = None,
         entropy: Entropy | None = None,
         strict: bool = False,
+        faults: Faults | None = None,
     ) -> None:
         if attestation is not None:
             config = replace(config, attestation=AttestationFormat(attestation))
         self.config = config
         self.store: Store = store if store is not None else MemoryStore()
         self.strict = strict
+        self.faults = faults  # deliberate misbehaviour for RP tests (faults.py); None: none
         clock = clock or SystemClock()
         entropy = entropy or SystemEntropy()
         self._ctx = Context(
@@ -113,6 +121,19 @@ class Authenticator:
             bio = Route(lambda p, c: BioEnrollmentRequest.parse(p), bio_enrollment)
             self._routes[Command.BIO_ENROLLMENT] = bio
             self._routes[Command.BIO_ENROLLMENT_PRE] = bio  # FIDO_2_1_PRE prototype
+        if supported_pin_uv_protocols(self._ctx):
+            self._routes[Command.CLIENT_PIN] = Route(
+                lambda p, c: ClientPinRequest.parse(p), client_pin
+            )
+        credman = Route(lambda p, c: CredentialManagementRequest.parse(p), credential_management)
+        if config.credential_management:
+            self._routes[Command.CREDENTIAL_MANAGEMENT] = credman
+        if config.credential_management_preview:
+            self._routes[Command.CREDENTIAL_MANAGEMENT_PRE] = credman  # FIDO_2_1_PRE prototype
+        if config.authenticator_config:
+            self._routes[Command.CONFIG] = Route(
+                lambda p, c: ConfigRequest.parse(p), authenticator_config
+            )
 
     def __repr__(self) -> str:
         return f"Authenticator({self.config.name!r}, store={self.store!r})"
@@ -192,15 +213,23 @@ class Authenticator:
             response = yield from self._dispatch(message)
         except CtapError as error:
             log.debug("command 0x%02x -> %s", message[0] if message else -1, error)
-            return bytes([error.status])
+            return self._misbehave(message, bytes([error.status]))
         except Exception:
             if self.strict:
                 raise
             log.exception("internal error in command 0x%02x", message[0] if message else -1)
             return bytes([CtapStatus.OTHER])
         if response is None:
-            return bytes([CtapStatus.OK])
-        return bytes([CtapStatus.OK]) + cbor.encode_response(response, verify=self.strict)
+            return self._misbehave(message, bytes([CtapStatus.OK]))
+        encoded = bytes([CtapStatus.OK]) + cbor.encode_response(response, verify=self.strict)
+        return self._misbehave(message, encoded)
+
+    def _misbehave(self, message: bytes, response: bytes) -> bytes:
+        """The one place deliberate faults apply, to a response already built correctly."""
+        faults = self.faults
+        if faults is None or not faults.active():
+            return response
+        return faults.apply(self._ctx, message, response)
 
     def _dispatch(self, message: bytes) -> Handler[dict[int, Any] | None]:
         if not message:
@@ -222,7 +251,7 @@ class Authenticator:
     def _reset(self) -> Handler[None]:
         ctx = self._ctx
         # CTAP 2.1 §6.6: only within 10 s of power-up, and only with the user's touch.
-        if ctx.clock.now() - ctx.powered_up_at > RESET_WINDOW_SECONDS:
+        if ctx.clock.now() - ctx.powered_up_at > ctx.config.reset_window:
             raise CtapError(CtapStatus.NOT_ALLOWED, "reset is allowed only just after power-up")
         outcome = yield NeedPresence("", reason="reset")
         outcome.require()
@@ -232,6 +261,11 @@ class Authenticator:
         ctx.forget_keys()
         ctx.pending = None
         ctx.extensions.clear()
+        # PIN/UV runtime state goes too: no token, new key-agreement keys, no lockout.
+        ctx.pin_token.reset()
+        for protocol in ctx.pin_protocols.values():
+            protocol.regenerate()
+        ctx.pin_mismatches = 0
         return None
 
 
@@ -251,8 +285,6 @@ def _get_info(ctx: Context) -> Handler[dict[int, Any]]:
         "up": True,
         "plat": config.platform,
     }
-    if config.built_in_uv:
-        options["uv"] = True
     info: dict[int, Any] = {
         GetInfoKey.VERSIONS: list(config.versions),
         GetInfoKey.AAGUID: config.aaguid,
@@ -267,9 +299,7 @@ def _get_info(ctx: Context) -> Handler[dict[int, Any]]:
             0, config.max_resident_credentials - ctx.store.discoverable_count()
         ),
     }
-    protocols = supported_pin_uv_protocols(ctx)
-    if protocols:
-        info[GetInfoKey.PIN_UV_AUTH_PROTOCOLS] = list(protocols)
+    advertise_pin_uv(ctx, options, info)
     extensions = advertised_extensions(ctx)
     if extensions:
         info[GetInfoKey.EXTENSIONS] = extensions
@@ -280,5 +310,7 @@ def _get_info(ctx: Context) -> Handler[dict[int, Any]]:
         info[GetInfoKey.MAX_SERIALIZED_LARGE_BLOB_ARRAY] = config.max_serialized_large_blob_array
     if config.bio_enrollment:
         options["bioEnroll"] = bio_enrolled(ctx)  # CTAP 2.1 §6.4: false = none enrolled yet
+    # Options come from several features; CTAP2 canonical order is shorter keys first.
+    info[GetInfoKey.OPTIONS] = dict(sorted(options.items(), key=lambda o: (len(o[0]), o[0])))
     return info
     yield  # a generator, like every handler

@@ -11,10 +11,10 @@ from authenticator.commands import GetAssertionResponseKey
 from authenticator.context import Context, Handler, rp_id_hash
 from authenticator.credential import StoredCredential
 from authenticator.keys import CredentialKey
-from authenticator.presence import NeedPresence
+from authenticator.pin_token import Permission
 from authenticator.requests import PUBLIC_KEY, GetAssertionRequest
 from authenticator.status import CtapError, CtapStatus
-from authenticator.user_verification import check_pin_uv_auth_param
+from authenticator.user_verification import check_pin_uv_auth_param, verify_user
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,18 @@ def get_assertion(ctx: Context, req: GetAssertionRequest) -> Handler[dict[int, A
         raise CtapError(CtapStatus.INVALID_OPTION, "uv: no built-in user verification")
     # Extension inputs are checked before any touch is asked for (extensions/base.py).
     extension_inputs = extensions.parse_authentication(ctx, req.extensions, up=up)
+    # Steps 4-6: alwaysUv, then the pinUvAuthToken or the built-in UV gesture.
+    verification = yield from verify_user(
+        ctx,
+        rp_id=req.rp_id,
+        client_data_hash=req.client_data_hash,
+        param=req.pin_uv_auth_param,
+        protocol=req.pin_uv_auth_protocol,
+        uv=uv,
+        permission=Permission.GA,
+        reason="sign in",
+    )
+    uv = verification.user_verified
 
     # Step 7: locate the credentials, minus those credProtect hides.
     rp_hash = rp_id_hash(req.rp_id)
@@ -85,15 +97,11 @@ def get_assertion(ctx: Context, req: GetAssertionRequest) -> Handler[dict[int, A
     if not candidates:
         raise CtapError(CtapStatus.NO_CREDENTIALS)
 
-    # Step 9: user presence (and the built-in UV gesture when asked for).
-    flags = 0
-    if up or uv:
-        outcome = yield NeedPresence(req.rp_id, user_verification=uv, reason="sign in")
-        outcome.require()
-        if up:
-            flags |= UP
-        if uv:
-            flags |= UV
+    # Step 9: user presence, unless the UV gesture or the token's userPresent proved it.
+    flags = UV if uv else 0
+    if up:
+        yield from verification.collect_presence(ctx, "sign in")
+        flags |= UP
 
     first, rest = candidates[0], candidates[1:]
     discoverable_mode = not req.allow_list

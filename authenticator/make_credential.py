@@ -8,6 +8,7 @@ from authenticator import extensions
 from authenticator.auth_data import BE, BS, UP, UV, AttestedCredentialData, build_auth_data
 from authenticator.commands import MakeCredentialResponseKey
 from authenticator.config import AttestationFormat, NonResident
+from authenticator.config_command import enterprise_attestation
 from authenticator.context import Context, Handler, rp_id_hash
 from authenticator.credential import (
     STORED_ID_SIZE,
@@ -16,10 +17,11 @@ from authenticator.credential import (
     wrap_credential_id,
 )
 from authenticator.keys import CoseAlgorithm, CredentialKey
+from authenticator.pin_token import Permission
 from authenticator.presence import NeedPresence
 from authenticator.requests import MakeCredentialRequest
 from authenticator.status import CtapError, CtapStatus
-from authenticator.user_verification import check_pin_uv_auth_param
+from authenticator.user_verification import check_pin_uv_auth_param, verify_user
 
 _WRAPPABLE = frozenset(
     {CoseAlgorithm.ES256, CoseAlgorithm.ES384, CoseAlgorithm.EDDSA, CoseAlgorithm.ED25519}
@@ -52,8 +54,21 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
     # Extension inputs are checked before any touch is asked for (extensions/base.py).
     extension_inputs = extensions.parse_registration(ctx, req.extensions, rk=rk)
 
-    # Steps 6-11: PIN/UV token verification (issue 3) sets the UV flag.
-    verified = False
+    # Step 9: enterprise attestation (checked before user verification, in the spec's order).
+    enterprise = enterprise_attestation(ctx, req.enterprise_attestation, req.rp.id)
+    # Steps 6-11: alwaysUv, makeCredUvNotRqd, then the pinUvAuthToken or built-in UV.
+    verification = yield from verify_user(
+        ctx,
+        rp_id=req.rp.id,
+        client_data_hash=req.client_data_hash,
+        param=req.pin_uv_auth_param,
+        protocol=req.pin_uv_auth_protocol,
+        uv=uv,
+        permission=Permission.MC,
+        rk=req.options.get("rk", False),
+        reason="register",
+    )
+    verified = verification.user_verified
 
     rp_hash = rp_id_hash(req.rp.id)
     # Step 12: excludeList. Wait for a touch whatever its outcome, then answer EXCLUDED, so
@@ -62,10 +77,8 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
         yield NeedPresence(req.rp.id, reason="excluded credential")
         raise CtapError(CtapStatus.CREDENTIAL_EXCLUDED)
 
-    # Step 14: user presence (and the built-in UV gesture when asked for).
-    outcome = yield NeedPresence(req.rp.id, user_verification=uv, reason="register")
-    outcome.require()
-    verified = verified or uv
+    # Step 14: user presence, unless the UV gesture or the token's userPresent proved it.
+    yield from verification.collect_presence(ctx, "register")
 
     # Step 15: extensions decide what the credential carries (credProtect, secrets, ...).
     reg = extensions.Registration(ctx, req.rp.id, rk=rk, user_verified=verified)
@@ -99,7 +112,7 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
     extensions.registration_outputs(reg, extension_inputs, view)
 
     # Step 16-19: authenticator data and attestation.
-    fmt = config.attestation
+    fmt = AttestationFormat.PACKED if enterprise else config.attestation
     # WebAuthn §8.6 / CTAP 2.1 §11.1: a fido-u2f attested credential carries a zero AAGUID.
     aaguid = bytes(16) if fmt is AttestationFormat.FIDO_U2F else config.aaguid
     auth_data = build_auth_data(
@@ -115,6 +128,9 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
         MakeCredentialResponseKey.AUTH_DATA: auth_data,
         MakeCredentialResponseKey.ATT_STMT: attestation.statement,
     }
+    if enterprise:
+        # The per-store batch certificate identifies this device (its root is per store).
+        response[MakeCredentialResponseKey.EP_ATT] = True
     if reg.large_blob_key is not None:
         response[MakeCredentialResponseKey.LARGE_BLOB_KEY] = reg.large_blob_key
     if reg.unsigned_outputs:
