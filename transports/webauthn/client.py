@@ -1,0 +1,960 @@
+"""``WebAuthnClient``: the browser's part of WebAuthn (L3 §5.1.3 createCredential, §5.1.4
+getAssertion) over fidoemu authenticators or any python-fido2 ``CtapDevice``.
+
+Theory of operation: ``create(options)``/``get(options)`` take the W3C JSON options, check them
+in the spec's order (types, origin and RP ID, algorithms), build the client data, pick an
+authenticator (filtering by attachment and capability, asking the scripted user when several
+fit), translate the request to CTAP2 (rk/uv options, PIN when needed, excludeList/allowList,
+extensions), run it, and translate the answer into what ``PublicKeyCredential.toJSON()``
+returns. Failures raise the browser's DOMException names (``errors.py``).
+
+Time is virtual: a ``Ceremony`` counts the seconds the scripted user waits; when they pass the
+ceremony's timeout the client cancels the authenticator and raises ``NotAllowedError``, as a
+browser does when its timer fires. Nothing sleeps.
+
+Responses are passed to the relying party as the authenticator produced them (like Chromium,
+the client verifies no signatures), so injected faults (``authenticator.faults``) reach the
+relying party under test. The in-process path exchanges CTAP2 bytes with
+``Authenticator.start()/resume()`` directly: no CTAPHID framing, threads or dataclass
+conversions, which is what makes a ceremony cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
+
+import cbor2
+from fido2.ctap import STATUS, CtapDevice
+from fido2.ctap import CtapError as Fido2CtapError
+from fido2.hid import CTAPHID
+from fido2.rpid import verify_rp_id
+
+from authenticator import Authenticator
+from authenticator.commands import (
+    Command,
+    GetAssertionKey,
+    GetAssertionResponseKey,
+    GetInfoKey,
+    MakeCredentialKey,
+    MakeCredentialResponseKey,
+)
+from authenticator.presence import Done, NeedPresence
+from authenticator.status import CtapStatus
+from transports.webauthn.codec import (
+    PUBLIC_KEY,
+    b64url,
+    b64url_decode,
+    client_data_json,
+    descriptors,
+    load_options,
+    member,
+    optional_member,
+    spki_from_cose,
+)
+from transports.webauthn.errors import (
+    AbortError,
+    NotAllowedError,
+    NotSupportedError,
+    OptionsTypeError,
+    SecurityError,
+    WebAuthnError,
+    error_for_status,
+)
+from transports.webauthn.trace import Trace
+from transports.webauthn.user import Gesture, ScriptedUser
+
+# WebAuthn L3 §15.1 "Recommended Range for Ceremony Timeouts", in seconds.
+TIMEOUT_RANGE: Final = (300.0, 600.0)
+TIMEOUT_DEFAULT: Final = 300.0
+TIMEOUT_RANGE_UV_DISCOURAGED: Final = (30.0, 180.0)
+TIMEOUT_DEFAULT_UV_DISCOURAGED: Final = 120.0
+# §5.1.3 step 10: an empty pubKeyCredParams means ES256 and RS256.
+DEFAULT_ALGORITHMS: Final = (-7, -257)
+MAX_USER_ID_LENGTH: Final = 64  # §5.4.3
+_AT: Final = 0x40
+_ED: Final = 0x80
+_ZERO_AAGUID: Final = bytes(16)
+_STATUS_BY_BYTE: Final = {int(s): s for s in CtapStatus}
+
+
+@dataclass(slots=True)
+class Info:
+    """What a client reads from authenticatorGetInfo (CTAP 2.1 §6.4)."""
+
+    versions: tuple[str, ...]
+    aaguid: bytes
+    options: dict[str, bool]
+    extensions: frozenset[str]
+    transports: tuple[str, ...]
+    max_credential_count_in_list: int
+    pin_uv_protocols: tuple[int, ...]
+
+    @property
+    def platform(self) -> bool:
+        return self.options.get("plat") is True
+
+    @property
+    def attachment(self) -> str:
+        return "platform" if self.platform else "cross-platform"
+
+    @classmethod
+    def parse(cls, response: bytes) -> Info:
+        if not response or response[0] != CtapStatus.OK:
+            raise NotAllowedError("the authenticator did not answer getInfo")
+        body: dict[int, Any] = cbor2.loads(response[1:])
+        return cls(
+            versions=tuple(body.get(GetInfoKey.VERSIONS, ())),
+            aaguid=body.get(GetInfoKey.AAGUID, _ZERO_AAGUID),
+            options=dict(body.get(GetInfoKey.OPTIONS, {})),
+            extensions=frozenset(body.get(GetInfoKey.EXTENSIONS, ())),
+            transports=tuple(sorted(body.get(GetInfoKey.TRANSPORTS, ("usb",)))),
+            max_credential_count_in_list=body.get(GetInfoKey.MAX_CREDENTIAL_COUNT_IN_LIST, 1),
+            pin_uv_protocols=tuple(body.get(GetInfoKey.PIN_UV_AUTH_PROTOCOLS, ())),
+        )
+
+
+@dataclass
+class Ceremony:
+    """One create()/get(): its timer (virtual seconds), user and trace."""
+
+    kind: str  # "webauthn.create" or "webauthn.get"
+    rp_id: str
+    timeout: float
+    user: ScriptedUser
+    trace: Trace | None
+    elapsed: float = 0.0
+
+    def elapse(self, seconds: float, port: Port) -> None:
+        """The user took ``seconds``; past the timeout the client cancels (§5.1.3 step 22)."""
+        if seconds <= 0:
+            return
+        self.elapsed += seconds
+        if self.elapsed >= self.timeout:
+            port.cancel()
+            if self.trace is not None:
+                self.trace.note(f"timeout after {self.timeout:g} s: cancelled")
+            raise NotAllowedError(f"The operation timed out after {self.timeout:g} seconds.")
+
+    def name(self) -> str:
+        return "registration" if self.kind == "webauthn.create" else "authentication"
+
+
+class Port(Protocol):
+    """An attached authenticator as the client drives it: CTAP2 messages in and out."""
+
+    name: str
+
+    def info(self) -> Info: ...
+
+    def exchange(self, message: bytes, ceremony: Ceremony) -> bytes: ...
+
+    def cancel(self) -> None: ...
+
+    def ctap_device(self) -> CtapDevice:
+        """A python-fido2 view of the same authenticator (for ClientPin)."""
+        ...
+
+
+class CorePort:
+    """An in-process ``Authenticator``, driven through start()/resume()."""
+
+    def __init__(self, authenticator: Authenticator, name: str) -> None:
+        self.authenticator = authenticator
+        self.name = name
+        self._info: Info | None = None
+
+    def __repr__(self) -> str:
+        return f"CorePort({self.name!r})"
+
+    def info(self) -> Info:
+        if self._info is None:
+            self._info = Info.parse(self.authenticator.call(bytes([Command.GET_INFO])))
+        return self._info
+
+    def forget_info(self) -> None:
+        self._info = None
+
+    def exchange(self, message: bytes, ceremony: Ceremony) -> bytes:
+        authenticator = self.authenticator
+        step = authenticator.start(message)
+        while type(step) is not Done:
+            assert isinstance(step, NeedPresence)  # noqa: S101 - Step is Done | NeedPresence
+            waited, touch = ceremony.user.presence(step)
+            ceremony.elapse(waited, self)
+            if touch.gesture is Gesture.ABORT:
+                authenticator.cancel()
+                raise AbortError("The operation was aborted.")
+            if touch.gesture is not Gesture.APPROVE and ceremony.trace is not None:
+                ceremony.trace.note(f"user: {touch.gesture.value} ({step.reason})")
+            step = authenticator.resume(touch.presence)
+        response = step.response
+        if ceremony.trace is not None:
+            ceremony.trace.record(self.name, message, response)
+        return response
+
+    def cancel(self) -> None:
+        self.authenticator.cancel()
+
+    def ctap_device(self) -> CtapDevice:
+        from transports.inprocess import InProcessDevice
+
+        return InProcessDevice(self.authenticator)
+
+
+class DevicePort:
+    """Any python-fido2 ``CtapDevice`` (InProcessDevice, CtapHidDevice on a uhid key, ...).
+
+    The device decides presence itself; the scripted user can still cancel or abort while
+    it waits (on its first UPNEEDED keepalive), which sends CTAPHID_CANCEL.
+    """
+
+    def __init__(self, device: CtapDevice, name: str) -> None:
+        self.device = device
+        self.name = name
+        self._info: Info | None = None
+        self._event: threading.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"DevicePort({self.name!r})"
+
+    def info(self) -> Info:
+        if self._info is None:
+            self._info = Info.parse(self._call(bytes([Command.GET_INFO]), None, None))
+        return self._info
+
+    def forget_info(self) -> None:
+        self._info = None
+
+    def exchange(self, message: bytes, ceremony: Ceremony) -> bytes:
+        event = threading.Event()
+        self._event = event
+        gestures: list[Gesture] = []
+
+        def on_keepalive(status: int) -> None:
+            if status != STATUS.UPNEEDED or gestures:
+                return
+            waited, touch = ceremony.user.presence(NeedPresence(ceremony.rp_id))
+            gestures.append(touch.gesture)
+            ceremony.elapsed += waited
+            if touch.gesture is not Gesture.APPROVE or ceremony.elapsed >= ceremony.timeout:
+                event.set()
+
+        try:
+            response = self._call(message, event, on_keepalive)
+        finally:
+            self._event = None
+        if ceremony.trace is not None:
+            ceremony.trace.record(self.name, message, response)
+        if gestures and gestures[0] is Gesture.ABORT:
+            raise AbortError("The operation was aborted.")
+        if ceremony.elapsed >= ceremony.timeout:
+            raise NotAllowedError(f"The operation timed out after {ceremony.timeout:g} seconds.")
+        return response
+
+    def _call(
+        self,
+        message: bytes,
+        event: threading.Event | None,
+        on_keepalive: Callable[[int], None] | None,
+    ) -> bytes:
+        try:
+            return bytes(self.device.call(CTAPHID.CBOR, message, event, on_keepalive))
+        except Fido2CtapError as error:  # transports raise some statuses instead of returning
+            return bytes([int(error.code)])
+
+    def cancel(self) -> None:
+        if self._event is not None:
+            self._event.set()
+
+    def ctap_device(self) -> CtapDevice:
+        return self.device
+
+
+Attachable = Authenticator | CtapDevice
+
+
+def _port(authenticator: Attachable, name: str) -> CorePort | DevicePort:
+    if isinstance(authenticator, Authenticator):
+        return CorePort(authenticator, name)
+    if isinstance(authenticator, CtapDevice):
+        return DevicePort(authenticator, name)
+    raise TypeError(
+        f"cannot attach {type(authenticator).__name__}: not an Authenticator or CtapDevice"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    attachment: str | None
+    resident_key: str  # "required" | "preferred" | "discouraged"
+    user_verification: str  # "required" | "preferred" | "discouraged"
+
+
+@dataclass
+class WebAuthnClient:
+    """A browser for WebAuthn, with scriptable people and authenticators.
+
+    ``authenticator`` is one ``Authenticator`` or ``CtapDevice``, or a list of them (all
+    attached, as several keys plugged in at once). ``top_origin`` makes the calls come from a
+    cross-origin iframe inside that top-level origin.
+    """
+
+    origin: str
+    authenticator: Attachable | Sequence[Attachable] = ()
+    top_origin: str | None = None
+    user: ScriptedUser = field(default_factory=ScriptedUser)
+    trace: Trace | None = None
+    verify_rp_id: Callable[[str, str], bool] = verify_rp_id
+    ports: list[CorePort | DevicePort] = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        attached = self.authenticator
+        if isinstance(attached, Authenticator | CtapDevice):
+            attached = [attached]
+        for each in attached:
+            self.attach(each)
+        self._effective_domain = _effective_domain(self.origin)
+
+    def attach(self, authenticator: Attachable, name: str | None = None) -> None:
+        """Plug in another authenticator; with several, the user picks (choose_authenticator)."""
+        self.ports.append(_port(authenticator, name or f"authenticator {len(self.ports)}"))
+
+    def detach(self, authenticator: Attachable) -> None:
+        self.ports = [
+            p
+            for p in self.ports
+            if getattr(p, "authenticator", None) is not authenticator
+            and getattr(p, "device", None) is not authenticator
+        ]
+
+    def refresh(self) -> None:
+        """Forget cached getInfo answers (after changing a PIN or config behind our back)."""
+        for port in self.ports:
+            port.forget_info()
+
+    # -- navigator.credentials.create --------------------------------------------------------
+
+    def create(self, options: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
+        """navigator.credentials.create({publicKey}) then ``toJSON()`` (WebAuthn L3 §5.1.3)."""
+        opts = load_options(options)
+        rp = member(opts, "rp", Mapping, "rp")
+        user = member(opts, "user", Mapping, "user")
+        challenge = b64url_decode(opts.get("challenge"), "challenge")
+        user_id = b64url_decode(user.get("id"), "user.id")
+        user_name = member(user, "name", str, "user.name")
+        display_name = member(user, "displayName", str, "user.displayName")
+        params = member(opts, "pubKeyCredParams", list, "pubKeyCredParams")
+        exclude = descriptors(opts.get("excludeCredentials"), "excludeCredentials")
+        selection = _selection(opts.get("authenticatorSelection"))
+        attestation = optional_member(opts, "attestation", str, "attestation") or "none"
+        extensions = optional_member(opts, "extensions", Mapping, "extensions") or {}
+        hints = optional_member(opts, "hints", list, "hints") or []
+        timeout = _timeout(opts.get("timeout"), selection.user_verification)
+        # Step 5: user.id is 1 to 64 bytes.
+        if not 1 <= len(user_id) <= MAX_USER_ID_LENGTH:
+            raise OptionsTypeError("user.id must be between 1 and 64 bytes")
+        rp_id = self._rp_id(optional_member(rp, "id", str, "rp.id"))  # steps 6-8
+        algorithms = _algorithms(params)  # step 10
+        client_data = client_data_json("webauthn.create", challenge, self.origin, self.top_origin)
+        client_data_hash = hashlib.sha256(client_data).digest()
+        ceremony = Ceremony("webauthn.create", rp_id, timeout, self.user, self.trace)
+
+        port, info = self._pick(ceremony, selection, hints, extensions)
+        rk = _resident_key(selection, info)
+        request: dict[int, Any] = {
+            MakeCredentialKey.CLIENT_DATA_HASH: client_data_hash,
+            MakeCredentialKey.RP: _entity({"id": rp_id, "name": rp.get("name")}),
+            MakeCredentialKey.USER: _entity(
+                {"id": user_id, "name": user_name, "displayName": display_name}
+            ),
+            MakeCredentialKey.PUB_KEY_CRED_PARAMS: [
+                {"alg": alg, "type": PUBLIC_KEY} for alg in algorithms
+            ],
+        }
+        ctap_options: dict[str, bool] = {}
+        if rk:
+            ctap_options["rk"] = True
+        if exclude:
+            excluded = self._check_exclude(port, info, ceremony, rp_id, exclude)
+            if excluded is not None:
+                request[MakeCredentialKey.EXCLUDE_LIST] = excluded
+        ctap_extensions = _registration_extensions(extensions, info)
+        if ctap_extensions:
+            request[MakeCredentialKey.EXTENSIONS] = _canonical_keys(ctap_extensions)
+        body = self._run(
+            port, info, ceremony, Command.MAKE_CREDENTIAL, request, ctap_options, selection
+        )
+        return _registration_json(body, client_data, info, attestation, extensions, rk)
+
+    # -- navigator.credentials.get ----------------------------------------------------------
+
+    def get(self, options: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
+        """navigator.credentials.get({publicKey}) then ``toJSON()`` (WebAuthn L3 §5.1.4)."""
+        opts = load_options(options)
+        challenge = b64url_decode(opts.get("challenge"), "challenge")
+        allow = descriptors(opts.get("allowCredentials"), "allowCredentials")
+        uv = optional_member(opts, "userVerification", str, "userVerification") or "preferred"
+        extensions = optional_member(opts, "extensions", Mapping, "extensions") or {}
+        hints = optional_member(opts, "hints", list, "hints") or []
+        timeout = _timeout(opts.get("timeout"), uv)
+        rp_id = self._rp_id(optional_member(opts, "rpId", str, "rpId"))
+        client_data = client_data_json("webauthn.get", challenge, self.origin, self.top_origin)
+        client_data_hash = hashlib.sha256(client_data).digest()
+        ceremony = Ceremony("webauthn.get", rp_id, timeout, self.user, self.trace)
+        selection = Selection(None, "discouraged", uv)
+
+        if len(self.ports) == 1:
+            port = self.ports[0]
+            info = port.info()
+            if uv == "required" and _uv_method(info, uv) is None:
+                raise NotAllowedError("The authenticator cannot verify the user.")
+        else:
+            port, info = self._pick(ceremony, selection, hints, {}, rp_id=rp_id, allow=allow)
+        request: dict[int, Any] = {
+            GetAssertionKey.RP_ID: rp_id,
+            GetAssertionKey.CLIENT_DATA_HASH: client_data_hash,
+        }
+        if allow:
+            request[GetAssertionKey.ALLOW_LIST] = self._fit_allow_list(
+                port, info, ceremony, rp_id, allow
+            )
+        ctap_extensions = _authentication_extensions(extensions, info)
+        if ctap_extensions:
+            request[GetAssertionKey.EXTENSIONS] = _canonical_keys(ctap_extensions)
+        body = self._run(port, info, ceremony, Command.GET_ASSERTION, request, {}, selection)
+
+        count = body.get(GetAssertionResponseKey.NUMBER_OF_CREDENTIALS, 1)
+        if not allow and count > 1:
+            body = self._choose_account(port, ceremony, body, count)
+        credential = body.get(GetAssertionResponseKey.CREDENTIAL)
+        if credential is None and len(allow) == 1:
+            credential = allow[0]  # CTAP 2.1 §6.2.2: may be omitted for a single allowed ID
+        if credential is None:
+            raise NotAllowedError("The authenticator returned no credential.")
+        return _authentication_json(body, credential["id"], client_data, info, extensions)
+
+    # -- the steps ---------------------------------------------------------------------------
+
+    def _rp_id(self, rp_id: str | None) -> str:
+        """WebAuthn §5.1.3 steps 6-8 / §5.1.4.1 steps 4-6."""
+        domain = self._effective_domain
+        if domain is None:
+            raise SecurityError(f"{self.origin} is not a valid domain for WebAuthn")
+        if rp_id is None:
+            rp_id = domain
+        if not self.verify_rp_id(rp_id, self.origin):
+            raise SecurityError(
+                f"The RP ID {rp_id!r} is not a registrable domain suffix of {self.origin}."
+            )
+        return rp_id
+
+    def _pick(
+        self,
+        ceremony: Ceremony,
+        selection: Selection,
+        hints: list[Any],
+        extensions: Mapping[str, Any],
+        *,
+        rp_id: str | None = None,
+        allow: list[dict[str, Any]] | None = None,
+    ) -> tuple[CorePort | DevicePort, Info]:
+        """The authenticator the user ends up using (§5.1.3 step 20's "for each authenticator")."""
+        if not self.ports:
+            raise NotAllowedError("No authenticator is attached.")
+        eligible: list[tuple[CorePort | DevicePort, Info]] = []
+        for port in self.ports:
+            info = port.info()
+            if selection.attachment is not None and info.attachment != selection.attachment:
+                continue
+            if selection.resident_key == "required" and info.options.get("rk") is not True:
+                continue
+            if selection.user_verification == "required" and _uv_method(info, "required") is None:
+                continue
+            if _requires_large_blob(extensions) and "largeBlobKey" not in info.extensions:
+                continue
+            eligible.append((port, info))
+        if not eligible:
+            raise NotAllowedError(
+                "No attached authenticator meets the request (attachment, resident key, "
+                "user verification or extensions)."
+            )
+        if len(eligible) == 1:
+            return eligible[0]
+        eligible.sort(key=lambda pair: _hint_rank(hints, pair[1]))
+        if allow and rp_id is not None:
+            # A browser sends the request to every key; the one the user touches answers. Keys
+            # without the credential are put last, as the user would touch the right one.
+            eligible.sort(key=lambda pair: not self._has_any(pair[0], pair[1], rp_id, allow))
+        waited, index = ceremony.user.choose_authenticator([p.name for p, _ in eligible])
+        ceremony.elapse(waited, eligible[0][0])
+        return eligible[index]
+
+    def _has_any(
+        self, port: CorePort | DevicePort, info: Info, rp_id: str, allow: list[dict[str, Any]]
+    ) -> bool:
+        """A silent probe (getAssertion with up=false, CTAP 2.1 §6.2.2), as Chromium does."""
+        probe = Ceremony("webauthn.get", rp_id, TIMEOUT_DEFAULT, ScriptedUser(), self.trace)
+        size = max(1, info.max_credential_count_in_list)
+        for start in range(0, len(allow), size):
+            message = _message(
+                Command.GET_ASSERTION,
+                {
+                    GetAssertionKey.RP_ID: rp_id,
+                    GetAssertionKey.CLIENT_DATA_HASH: bytes(32),
+                    GetAssertionKey.ALLOW_LIST: allow[start : start + size],
+                    GetAssertionKey.OPTIONS: {"up": False},
+                },
+            )
+            if port.exchange(message, probe)[:1] == b"\x00":
+                return True
+        return False
+
+    def _fit_allow_list(
+        self,
+        port: CorePort | DevicePort,
+        info: Info,
+        ceremony: Ceremony,
+        rp_id: str,
+        allow: list[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """An allowList longer than maxCredentialCountInList is probed in batches (silently,
+        up=false) and the batch holding a credential is sent, as Chromium does."""
+        size = max(1, info.max_credential_count_in_list)
+        if len(allow) <= size:
+            return allow
+        for start in range(0, len(allow), size):
+            batch = allow[start : start + size]
+            if self._has_any(port, info, rp_id, batch):
+                return batch
+        return allow[:size]  # nothing matches: the authenticator answers NO_CREDENTIALS
+
+    def _check_exclude(
+        self,
+        port: CorePort | DevicePort,
+        info: Info,
+        ceremony: Ceremony,
+        rp_id: str,
+        exclude: list[dict[str, Any]],
+    ) -> list[dict[str, Any]] | None:
+        size = max(1, info.max_credential_count_in_list)
+        if len(exclude) <= size:
+            return exclude
+        for start in range(0, len(exclude), size):
+            batch = exclude[start : start + size]
+            if self._has_any(port, info, rp_id, batch):
+                return batch  # the authenticator will wait for a touch, then say EXCLUDED
+        return None
+
+    def _run(
+        self,
+        port: CorePort | DevicePort,
+        info: Info,
+        ceremony: Ceremony,
+        command: Command,
+        request: dict[int, Any],
+        ctap_options: dict[str, bool],
+        selection: Selection,
+    ) -> dict[int, Any]:
+        """Send the command with the user-verification method that fits, then decode."""
+        method = _uv_method(info, selection.user_verification)
+        if method == "uv":
+            ctap_options["uv"] = True
+        key = (
+            MakeCredentialKey.OPTIONS
+            if command == Command.MAKE_CREDENTIAL
+            else GetAssertionKey.OPTIONS
+        )
+        if ctap_options:
+            request[key] = ctap_options
+        if method == "pin":
+            return self._run_with_pin(port, info, ceremony, command, request)
+        response = port.exchange(_message(command, request), ceremony)
+        status = response[0] if response else CtapStatus.OTHER
+        if status == CtapStatus.UV_INVALID and info.options.get("clientPin") is True:
+            # Built-in UV failed: fall back to the PIN, as browsers offer.
+            del ctap_options["uv"]
+            if ctap_options:
+                request[key] = ctap_options
+            else:
+                request.pop(key, None)
+            return self._run_with_pin(port, info, ceremony, command, request)
+        return _decode(response, ceremony)
+
+    def _run_with_pin(
+        self,
+        port: CorePort | DevicePort,
+        info: Info,
+        ceremony: Ceremony,
+        command: Command,
+        request: dict[int, Any],
+    ) -> dict[int, Any]:
+        """clientPIN (CTAP 2.1 §6.5) through python-fido2's ``ClientPin``: ask the scripted
+        user for the PIN, get a pinUvAuthToken for this RP, authenticate the request."""
+        from fido2.ctap2 import Ctap2
+        from fido2.ctap2.pin import ClientPin
+
+        ctap2 = Ctap2(port.ctap_device())
+        client_pin = ClientPin(ctap2)
+        permission = (
+            ClientPin.PERMISSION.MAKE_CREDENTIAL
+            if command == Command.MAKE_CREDENTIAL
+            else ClientPin.PERMISSION.GET_ASSERTION
+        )
+        while True:
+            waited, pin = ceremony.user.pin(ceremony.rp_id)
+            ceremony.elapse(waited, port)
+            if pin is None:
+                raise NotAllowedError("The user did not enter a PIN.")
+            try:
+                token = client_pin.get_pin_token(pin, permission, ceremony.rp_id)
+            except Fido2CtapError as error:
+                if ceremony.trace is not None:
+                    ceremony.trace.note(f"PIN rejected: {error.code.name}")
+                if error.code == Fido2CtapError.ERR.PIN_INVALID:
+                    continue
+                raise NotAllowedError(
+                    f"PIN entry failed ({error.code.name}).",
+                    status=_STATUS_BY_BYTE.get(int(error.code)),
+                ) from None
+            break
+        client_data_hash_key = (
+            MakeCredentialKey.CLIENT_DATA_HASH
+            if command == Command.MAKE_CREDENTIAL
+            else GetAssertionKey.CLIENT_DATA_HASH
+        )
+        param_key, protocol_key = (
+            (MakeCredentialKey.PIN_UV_AUTH_PARAM, MakeCredentialKey.PIN_UV_AUTH_PROTOCOL)
+            if command == Command.MAKE_CREDENTIAL
+            else (GetAssertionKey.PIN_UV_AUTH_PARAM, GetAssertionKey.PIN_UV_AUTH_PROTOCOL)
+        )
+        request[param_key] = client_pin.protocol.authenticate(token, request[client_data_hash_key])
+        request[protocol_key] = client_pin.protocol.VERSION
+        return _decode(port.exchange(_message(command, request), ceremony), ceremony)
+
+    def _choose_account(
+        self, port: CorePort | DevicePort, ceremony: Ceremony, first: dict[int, Any], count: int
+    ) -> dict[int, Any]:
+        """getNextAssertion for every account, then the user's pick (CTAP 2.1 §6.3)."""
+        bodies = [first]
+        message = bytes([Command.GET_NEXT_ASSERTION])
+        for _ in range(count - 1):
+            bodies.append(_decode(port.exchange(message, ceremony), ceremony))
+        names = [_account_name(b.get(GetAssertionResponseKey.USER)) for b in bodies]
+        waited, index = ceremony.user.choose_account(names)
+        ceremony.elapse(waited, port)
+        return bodies[index]
+
+
+# -- helpers without state ---------------------------------------------------------------------
+
+
+def _effective_domain(origin: str) -> str | None:
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return None
+    host = parts.hostname
+    if not host or parts.scheme not in ("https", "http"):
+        return None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return None  # §5.1.3 step 7: an IP address is not a valid domain
+
+
+def _selection(value: Any) -> Selection:
+    if value is None:
+        return Selection(None, "discouraged", "preferred")
+    if not isinstance(value, Mapping):
+        raise OptionsTypeError("authenticatorSelection must be an object")
+    attachment = optional_member(value, "authenticatorAttachment", str, "authenticatorAttachment")
+    if attachment not in (None, "platform", "cross-platform"):
+        attachment = None  # unknown enum values are ignored (§5.4.4)
+    resident_key = optional_member(value, "residentKey", str, "residentKey")
+    if resident_key not in ("required", "preferred", "discouraged"):
+        # §5.4.4: residentKey wins; requireResidentKey only when it is absent.
+        legacy = optional_member(value, "requireResidentKey", bool, "requireResidentKey")
+        resident_key = "required" if legacy else "discouraged"
+    uv = optional_member(value, "userVerification", str, "userVerification")
+    if uv not in ("required", "preferred", "discouraged"):
+        uv = "preferred"
+    return Selection(attachment, resident_key, uv)
+
+
+def _timeout(value: Any, user_verification: str) -> float:
+    """§5.1.3 step 4: clamp to the client's range (§15.1's recommendations)."""
+    if user_verification == "discouraged":
+        (low, high), default = TIMEOUT_RANGE_UV_DISCOURAGED, TIMEOUT_DEFAULT_UV_DISCOURAGED
+    else:
+        (low, high), default = TIMEOUT_RANGE, TIMEOUT_DEFAULT
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return min(max(value / 1000.0, low), high)
+    return default
+
+
+def _algorithms(params: list[Any]) -> list[int]:
+    if not params:
+        return list(DEFAULT_ALGORITHMS)
+    algorithms = []
+    for param in params:
+        if not isinstance(param, Mapping):
+            raise OptionsTypeError("pubKeyCredParams entries must be objects")
+        kind = member(param, "type", str, "pubKeyCredParams[].type")
+        alg = member(param, "alg", int, "pubKeyCredParams[].alg")
+        if kind == PUBLIC_KEY:
+            algorithms.append(alg)
+    if not algorithms:
+        raise NotSupportedError("No supported credential type in pubKeyCredParams.")
+    return algorithms
+
+
+def _entity(entity: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entity.items() if v is not None}
+
+
+def _resident_key(selection: Selection, info: Info) -> bool:
+    if selection.resident_key == "required":
+        return True
+    return selection.resident_key == "preferred" and info.options.get("rk") is True
+
+
+def _uv_method(info: Info, requirement: str) -> str | None:
+    """How to verify the user: the built-in method, the PIN, or not at all."""
+    if requirement == "discouraged":
+        return None
+    if info.options.get("uv") is True:
+        return "uv"
+    if info.options.get("clientPin") is True:
+        return "pin"
+    return None
+
+
+def _hint_rank(hints: list[Any], info: Info) -> int:
+    """§5.4.7 hints: order authenticators by the RP's first matching hint."""
+    wanted = {"security-key": "cross-platform", "client-device": "platform", "hybrid": "hybrid"}
+    for rank, hint in enumerate(hints):
+        attachment = wanted.get(hint) if isinstance(hint, str) else None
+        if attachment == info.attachment:
+            return rank
+    return len(hints)
+
+
+def _message(command: Command, request: dict[int, Any]) -> bytes:
+    """The CTAP2 message. Maps are built in canonical key order (CTAP 2.1 §8), so plain
+    encoding is canonical and four times cheaper than cbor2's sorting encoder."""
+    return bytes([command]) + cbor2.dumps(request)
+
+
+def _canonical_keys(mapping: dict[str, Any]) -> dict[str, Any]:
+    """Text keys in CTAP2 canonical order: shorter first, then bytewise."""
+    return {k: mapping[k] for k in sorted(mapping, key=lambda k: (len(k.encode()), k.encode()))}
+
+
+def _decode(response: bytes, ceremony: Ceremony) -> dict[int, Any]:
+    if not response:
+        raise NotAllowedError("The authenticator sent an empty response.")
+    status = response[0]
+    if status != CtapStatus.OK:
+        raise error_for_status(_STATUS_BY_BYTE.get(status, CtapStatus.OTHER), ceremony.name())
+    try:
+        body = cbor2.loads(response[1:])
+    except Exception:
+        raise NotAllowedError("The authenticator sent malformed CBOR.") from None
+    if not isinstance(body, dict):
+        raise NotAllowedError("The authenticator sent a malformed response.")
+    return body
+
+
+def _account_name(user: Any) -> str:
+    if not isinstance(user, Mapping):
+        return "(unknown account)"
+    name = user.get("name") or user.get("displayName")
+    if isinstance(name, str):
+        return name
+    user_id = user.get("id")
+    return b64url(user_id) if isinstance(user_id, bytes) else "(unknown account)"
+
+
+def _requires_large_blob(extensions: Mapping[str, Any]) -> bool:
+    large_blob = extensions.get("largeBlob")
+    return isinstance(large_blob, Mapping) and large_blob.get("support") == "required"
+
+
+_CRED_PROTECT: Final = {
+    "userVerificationOptional": 1,
+    "userVerificationOptionalWithCredentialIDList": 2,
+    "userVerificationRequired": 3,
+}
+
+
+def _registration_extensions(extensions: Mapping[str, Any], info: Info) -> dict[str, Any]:
+    """Client extension inputs → authenticator extension inputs (WebAuthn §10, CTAP §12)."""
+    if not extensions:
+        return {}
+    supported = info.extensions
+    ctap: dict[str, Any] = {}
+    policy = extensions.get("credentialProtectionPolicy")
+    if isinstance(policy, str) and policy in _CRED_PROTECT:
+        level = _CRED_PROTECT[policy]
+        if "credProtect" in supported:
+            ctap["credProtect"] = level
+        elif extensions.get("enforceCredentialProtectionPolicy") is True and level > 1:
+            # CTAP 2.1 §12.1: an enforced policy the authenticator cannot keep fails.
+            raise NotAllowedError("The authenticator does not support credProtect.")
+    if extensions.get("hmacCreateSecret") is True and "hmac-secret" in supported:
+        ctap["hmac-secret"] = True
+    if isinstance(extensions.get("prf"), Mapping) and "hmac-secret" in supported:
+        ctap["hmac-secret"] = True
+    if extensions.get("minPinLength") is True and "minPinLength" in supported:
+        ctap["minPinLength"] = True
+    large_blob = extensions.get("largeBlob")
+    if (
+        isinstance(large_blob, Mapping)
+        and "largeBlobKey" in supported
+        and large_blob.get("support") in ("required", "preferred")
+    ):
+        ctap["largeBlobKey"] = True
+    cred_blob = extensions.get("credBlob")
+    if cred_blob is not None and "credBlob" in supported:
+        ctap["credBlob"] = b64url_decode(cred_blob, "extensions.credBlob")
+    return ctap
+
+
+def _authentication_extensions(extensions: Mapping[str, Any], info: Info) -> dict[str, Any]:
+    if not extensions:
+        return {}
+    ctap: dict[str, Any] = {}
+    if extensions.get("getCredBlob") is True and "credBlob" in info.extensions:
+        ctap["credBlob"] = True
+    large_blob = extensions.get("largeBlob")
+    if (
+        isinstance(large_blob, Mapping)
+        and large_blob.get("read") is True
+        and "largeBlobKey" in info.extensions
+    ):
+        ctap["largeBlobKey"] = True
+    return ctap
+
+
+def _parse_auth_data(auth_data: bytes) -> tuple[bytes, dict[int, Any], dict[str, Any]]:
+    """Credential ID, COSE key and extension outputs of a registration's authData."""
+    if len(auth_data) < 55 or not auth_data[32] & _AT:
+        raise NotAllowedError("The authenticator sent no attested credential data.")
+    length = int.from_bytes(auth_data[53:55], "big")
+    credential_id = auth_data[55 : 55 + length]
+    rest = auth_data[55 + length :]
+    extensions: dict[str, Any] = {}
+    if auth_data[32] & _ED:
+        stream = BytesIO(rest)
+        decoder = cbor2.CBORDecoder(stream)
+        cose = decoder.decode()
+        extensions = decoder.decode()
+    else:
+        cose = cbor2.loads(rest)
+    return credential_id, cose, extensions
+
+
+def _registration_json(
+    body: dict[int, Any],
+    client_data: bytes,
+    info: Info,
+    attestation: str,
+    extensions: Mapping[str, Any],
+    rk: bool,
+) -> dict[str, Any]:
+    fmt = body.get(MakeCredentialResponseKey.FMT)
+    auth_data = body.get(MakeCredentialResponseKey.AUTH_DATA)
+    statement = body.get(MakeCredentialResponseKey.ATT_STMT)
+    if not isinstance(fmt, str) or not isinstance(auth_data, bytes):
+        raise NotAllowedError("The authenticator sent a malformed attestation.")
+    credential_id, cose, auth_extensions = _parse_auth_data(auth_data)
+    if attestation not in ("direct", "enterprise", "indirect"):
+        # §5.1.3 step 22 ("none"): keep self attestation with a zero AAGUID, otherwise
+        # replace the statement. The AAGUID stays, as current browsers do (w3c/webauthn#2058).
+        self_attestation = (
+            fmt == "packed"
+            and isinstance(statement, Mapping)
+            and "x5c" not in statement
+            and auth_data[37:53] == _ZERO_AAGUID
+        )
+        if not self_attestation:
+            fmt, statement = "none", {}
+    # Keys in canonical order (fmt, attStmt, authData); the statement keeps the authenticator's.
+    attestation_object = cbor2.dumps({"fmt": fmt, "attStmt": statement, "authData": auth_data})
+    response: dict[str, Any] = {
+        "clientDataJSON": b64url(client_data),
+        "authenticatorData": b64url(auth_data),
+        "transports": list(info.transports),
+        "publicKeyAlgorithm": cose.get(3),
+        "attestationObject": b64url(attestation_object),
+    }
+    spki = spki_from_cose(cose)
+    if spki is not None:
+        response["publicKey"] = b64url(spki)
+    results: dict[str, Any] = {}
+    if extensions:
+        if extensions.get("credProps") is True:
+            results["credProps"] = {"rk": rk}
+        if extensions.get("hmacCreateSecret") is True:
+            results["hmacCreateSecret"] = auth_extensions.get("hmac-secret") is True
+        if isinstance(extensions.get("prf"), Mapping):
+            results["prf"] = {"enabled": auth_extensions.get("hmac-secret") is True}
+        if isinstance(extensions.get("largeBlob"), Mapping):
+            results["largeBlob"] = {"supported": MakeCredentialResponseKey.LARGE_BLOB_KEY in body}
+        if extensions.get("credBlob") is not None:
+            results["credBlob"] = auth_extensions.get("credBlob") is True
+    credential = b64url(credential_id)
+    return {
+        "id": credential,
+        "rawId": credential,
+        "response": response,
+        "authenticatorAttachment": info.attachment,
+        "clientExtensionResults": results,
+        "type": PUBLIC_KEY,
+    }
+
+
+def _authentication_json(
+    body: dict[int, Any],
+    credential_id: bytes,
+    client_data: bytes,
+    info: Info,
+    extensions: Mapping[str, Any],
+) -> dict[str, Any]:
+    auth_data = body.get(GetAssertionResponseKey.AUTH_DATA)
+    signature = body.get(GetAssertionResponseKey.SIGNATURE)
+    if not isinstance(auth_data, bytes) or not isinstance(signature, bytes):
+        raise NotAllowedError("The authenticator sent a malformed assertion.")
+    response: dict[str, Any] = {
+        "clientDataJSON": b64url(client_data),
+        "authenticatorData": b64url(auth_data),
+        "signature": b64url(signature),
+    }
+    user = body.get(GetAssertionResponseKey.USER)
+    if isinstance(user, Mapping) and isinstance(user.get("id"), bytes):
+        response["userHandle"] = b64url(user["id"])
+    results: dict[str, Any] = {}
+    if extensions.get("getCredBlob") is True and len(auth_data) > 37 and auth_data[32] & _ED:
+        outputs = cbor2.loads(auth_data[37:])
+        blob = outputs.get("credBlob") if isinstance(outputs, Mapping) else None
+        results["getCredBlob"] = b64url(blob if isinstance(blob, bytes) else b"")
+    credential = b64url(credential_id)
+    return {
+        "id": credential,
+        "rawId": credential,
+        "response": response,
+        "authenticatorAttachment": info.attachment,
+        "clientExtensionResults": results,
+        "type": PUBLIC_KEY,
+    }
+
+
+__all__ = ["Ceremony", "CorePort", "DevicePort", "Info", "WebAuthnClient", "WebAuthnError"]
