@@ -133,9 +133,7 @@ class BioEnrollmentRequest:
             modality=optional(params, k.MODALITY, int, "modality"),
             sub_command=optional(params, k.SUB_COMMAND, int, "subCommand"),
             sub_command_params=optional(params, k.SUB_COMMAND_PARAMS, dict, "subCommandParams"),
-            pin_uv_auth_protocol=optional(
-                params, k.PIN_UV_AUTH_PROTOCOL, int, "pinUvAuthProtocol"
-            ),
+            pin_uv_auth_protocol=optional(params, k.PIN_UV_AUTH_PROTOCOL, int, "pinUvAuthProtocol"),
             pin_uv_auth_param=optional(params, k.PIN_UV_AUTH_PARAM, bytes, "pinUvAuthParam"),
             get_modality=optional(params, k.GET_MODALITY, bool, "getModality") or False,
         )
@@ -214,9 +212,7 @@ def _authorize(ctx: Context, req: BioEnrollmentRequest) -> None:
     message = bytes([req.modality or 0, req.sub_command or 0])
     if req.sub_command_params is not None:
         message += cbor.encode(req.sub_command_params)
-    ctx.pin_token.authorize(
-        req.pin_uv_auth_protocol, req.pin_uv_auth_param, message, Permission.BE
-    )
+    ctx.pin_token.authorize(req.pin_uv_auth_protocol, req.pin_uv_auth_param, message, Permission.BE)
 
 
 def _sensor_info(ctx: Context) -> dict[int, Any]:

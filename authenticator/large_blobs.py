@@ -28,9 +28,14 @@ from typing import Any, ClassVar, Final
 
 from authenticator.commands import Command, LargeBlobsKey, LargeBlobsResponseKey
 from authenticator.context import Context, Handler
+from authenticator.pin_token import Permission
 from authenticator.requests import optional
 from authenticator.status import CtapError, CtapStatus
-from authenticator.user_verification import supported_pin_uv_protocols
+from authenticator.user_verification import (
+    always_uv_enabled,
+    is_protected,
+    supported_pin_uv_protocols,
+)
 
 STATE_KEY: Final = "large_blobs/array"
 TRUNCATED_HASH_SIZE: Final = 16
@@ -114,7 +119,7 @@ def large_blobs(ctx: Context, req: LargeBlobsRequest) -> Handler[dict[int, Any] 
 
 
 def _get(ctx: Context, req: LargeBlobsRequest, count: int) -> dict[int, Any]:
-    ctx.pending = None  # a read is not a write's continuation
+    # A read leaves a write in progress alone: the spec keeps the two apart (§6.10.2).
     if req.length is not None:
         raise CtapError(CtapStatus.INVALID_PARAMETER, "length is only for set")
     if count > max_fragment_length(ctx):
@@ -176,10 +181,13 @@ def _authorize(ctx: Context, req: LargeBlobsRequest, message: bytes) -> Handler[
         raise CtapError(CtapStatus.MISSING_PARAMETER, "pinUvAuthProtocol is missing")
     if req.pin_uv_auth_protocol not in supported_pin_uv_protocols(ctx):
         raise CtapError(CtapStatus.INVALID_PARAMETER, "unsupported pinUvAuthProtocol")
-    raise CtapError(CtapStatus.PIN_AUTH_INVALID, "no pinUvAuthToken on this device")
-    yield  # a generator, like every handler
+    # The RP ID is ignored for lbw (CTAP 2.1 §6.5.5.7): any token with the permission will do.
+    ctx.pin_token.authorize(
+        req.pin_uv_auth_protocol, req.pin_uv_auth_param, message, Permission.LBW
+    )
+    yield from ()  # a generator, like every handler
 
 
 def _protected(ctx: Context) -> bool:
-    """A PIN is set, built-in UV is enrolled, or alwaysUv is on."""
-    return False
+    """A PIN is set, built-in UV is configured, or alwaysUv is on."""
+    return is_protected(ctx) or always_uv_enabled(ctx)

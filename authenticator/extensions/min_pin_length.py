@@ -1,9 +1,9 @@
 """minPinLength (CTAP 2.1 §12.4): tells RPs the authenticator's current minimum PIN length,
 but only RPs on the list set by authenticatorConfig setMinPINLength (``minPinLengthRPIDs``).
 
-The list and the length are clientPIN/config state (``pin_policy``); this module only reads
-them. Not listed in getInfo's ``extensions``: clients detect it by the ``setMinPINLength``
-option (as python-fido2 does).
+The list and the length are clientPIN/config state (``user_verification.py``); this module
+only reads them. Not listed in getInfo's ``extensions``: clients detect it by the
+``setMinPINLength`` option (as python-fido2 does).
 """
 
 from __future__ import annotations
@@ -12,12 +12,8 @@ from typing import Any
 
 from authenticator.context import Context
 from authenticator.extensions.base import BaseExtension, CredentialView, Registration
-from authenticator.extensions.pin_state import (
-    min_pin_length,
-    min_pin_length_rp_ids,
-    supports_min_pin_length,
-)
 from authenticator.status import CtapError, CtapStatus
+from authenticator.user_verification import min_pin_length, min_pin_length_rp_ids
 
 
 class MinPinLengthExtension(BaseExtension):
@@ -25,7 +21,8 @@ class MinPinLengthExtension(BaseExtension):
     advertised = False
 
     def available(self, ctx: Context) -> bool:
-        return supports_min_pin_length(ctx)
+        # The RP list is set with authenticatorConfig setMinPINLength (CTAP 2.1 §6.11.4).
+        return ctx.config.authenticator_config and ctx.config.client_pin
 
     def parse_registration(self, ctx: Context, value: Any, *, rk: bool) -> bool | None:
         if not isinstance(value, bool):
