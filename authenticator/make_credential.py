@@ -179,8 +179,8 @@ def _excludes(
     ctx: Context, rp_hash: bytes, rp_id: str, credential_id: bytes, user_verified: bool
 ) -> bool:
     """Whether an excludeList entry names a credential here that the platform may learn of:
-    CTAP 2.1 §6.1.2 step 12 skips a userVerificationRequired one unless the user is verified
-    (a built-in UV gesture comes later, at step 14, so only a pinUvAuthToken counts here)."""
+    CTAP 2.1 §6.1.2 step 12 skips a userVerificationRequired one unless the user was verified
+    in steps 6-11 (by a pinUvAuthToken or the built-in UV gesture)."""
     unwrapped = ctx.unwrap(rp_hash, credential_id)
     if unwrapped is not None:
         level = unwrapped.cred_protect

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fido2.ctap import CtapError as FidoCtapError
-from fido2.ctap2 import Ctap2
+from fido2.ctap2 import ClientPin, Ctap2
 from fido2.ctap2.base import AttestationResponse
 
 from authenticator import Authenticator, CtapStatus, ManualClock, MemoryStore
@@ -22,6 +22,7 @@ from authenticator.config import (
     NonResident,
 )
 from authenticator.extensions import REGISTRY, CredProtect, advertised, enabled
+from authenticator.presence import ScriptedPresence
 from transports.inprocess import InProcessDevice
 
 RP = {"id": "example.com", "name": "Example"}
@@ -250,3 +251,91 @@ def test_third_party_payment_marks_the_credential(ctap2: Ctap2, rk: bool) -> Non
 
 def test_bio_profile_keeps_every_extension() -> None:
     assert set(BIO_SECURITY_KEY.extensions) == set(REGISTRY)
+
+
+# -- hmac-secret at the CTAP level ----------------------------------------------------------
+
+
+def _hmac_input(ctap2: Ctap2, salt: bytes) -> tuple[dict[int, Any], Any, bytes]:
+    client_pin = ClientPin(ctap2)
+    key_agreement, shared_secret = client_pin._get_shared_secret()  # type: ignore[no-untyped-call]
+    protocol = client_pin.protocol
+    salt_enc = protocol.encrypt(shared_secret, salt)
+    return (
+        {
+            1: key_agreement,
+            2: salt_enc,
+            3: protocol.authenticate(shared_secret, salt_enc),
+            4: protocol.VERSION,
+        },
+        protocol,
+        shared_secret,
+    )
+
+
+def test_hmac_secret_answers_for_every_credential_of_get_next_assertion(ctap2: Ctap2) -> None:
+    for user in (b"one", b"two", b"three"):
+        register(ctap2, {"hmac-secret": True}, rk=True, user=user)
+    salt = os.urandom(32)
+    hmac_input, protocol, shared_secret = _hmac_input(ctap2, salt)
+    first = ctap2.get_assertion(RP["id"], os.urandom(32), extensions={"hmac-secret": hmac_input})
+    assertions = [first] + [ctap2.get_next_assertion() for _ in range(2)]
+    outputs = set()
+    for assertion in assertions:
+        assert assertion.auth_data.extensions is not None
+        encrypted = assertion.auth_data.extensions["hmac-secret"]
+        outputs.add(protocol.decrypt(shared_secret, encrypted))
+    assert len(outputs) == 3  # one CredRandom per credential
+
+
+@pytest.mark.parametrize(
+    ("tamper", "status"),
+    [
+        ("salt_auth", CtapStatus.PIN_AUTH_INVALID),
+        ("salt_length", CtapStatus.INVALID_LENGTH),
+        ("protocol", CtapStatus.INVALID_PARAMETER),
+        ("key_agreement", CtapStatus.INVALID_PARAMETER),
+        ("missing", CtapStatus.MISSING_PARAMETER),
+        ("type", CtapStatus.CBOR_UNEXPECTED_TYPE),
+    ],
+)
+def test_bad_hmac_secret_inputs_fail_before_any_touch(
+    auth: Authenticator, ctap2: Ctap2, tamper: str, status: CtapStatus
+) -> None:
+    cid = credential_id(register(ctap2, {"hmac-secret": True}))
+    hmac_input, protocol, shared_secret = _hmac_input(ctap2, os.urandom(32))
+    if tamper == "salt_auth":
+        hmac_input[3] = bytes(len(hmac_input[3]))
+    elif tamper == "salt_length":
+        salt_enc = protocol.encrypt(shared_secret, os.urandom(48))
+        hmac_input[2], hmac_input[3] = salt_enc, protocol.authenticate(shared_secret, salt_enc)
+    elif tamper == "protocol":
+        hmac_input[4] = 7
+    elif tamper == "key_agreement":
+        hmac_input[1] = {**hmac_input[1], -2: bytes(32)}
+    elif tamper == "missing":
+        del hmac_input[3]
+    else:
+        hmac_input[2] = "not bytes"
+    touches = ScriptedPresence()
+    device = InProcessDevice(auth, presence=touches)
+    with pytest.raises(FidoCtapError) as error:
+        Ctap2(device).get_assertion(
+            RP["id"], os.urandom(32), allow(cid), extensions={"hmac-secret": hmac_input}
+        )
+    assert status_of(error) is status
+    assert touches.requests == []
+
+
+def test_hmac_secret_needs_user_presence(ctap2: Ctap2) -> None:
+    cid = credential_id(register(ctap2, {"hmac-secret": True}))
+    hmac_input, _, _ = _hmac_input(ctap2, os.urandom(32))
+    with pytest.raises(FidoCtapError) as error:
+        ctap2.get_assertion(
+            RP["id"],
+            os.urandom(32),
+            allow(cid),
+            extensions={"hmac-secret": hmac_input},
+            options={"up": False},
+        )
+    assert status_of(error) is CtapStatus.UNSUPPORTED_OPTION
