@@ -352,3 +352,10 @@ def test_min_pin_length_only_for_listed_rps() -> None:
     Config(ctap2, client_pin.protocol, token).set_min_pin_length(min_pin_length=6, rp_ids=[RP_ID])
     _, listed = rp.register({"minPinLength": True}, user=b"user-2")
     assert listed.response.attestation_object.auth_data.extensions == {"minPinLength": 6}
+
+
+@pytest.mark.parametrize("resident", [False, True])
+def test_cred_props_reports_what_the_device_made(resident: bool) -> None:
+    rp = Relying(Authenticator(clock=ManualClock(), strict=True), pin=False)
+    _, registration = rp.register({"credProps": True}, uv="discouraged", resident=resident)
+    assert dict(registration.client_extension_results)["credProps"] == {"rk": resident}
