@@ -105,7 +105,12 @@ def error_for_status(status: CtapStatus, ceremony: str) -> WebAuthnError:
         )
     if status is CtapStatus.KEY_STORE_FULL:
         return ConstraintError("The authenticator has no room for a passkey.", status=status)
-    return NotAllowedError(
-        f"The {ceremony} was not allowed ({status.name}): denied, timed out or not possible.",
-        status=status,
-    )
+    # Chromium's wording: the page must not learn why (WebAuthn §14.5.2 privacy); the status
+    # stays available to the test as ``error.status`` and in the trace.
+    return NotAllowedError(NOT_ALLOWED_MESSAGE, status=status)
+
+
+NOT_ALLOWED_MESSAGE = (
+    "The operation either timed out or was not allowed. "
+    "See: https://www.w3.org/TR/webauthn-2/#sec-assertion-privacy."
+)
