@@ -55,7 +55,7 @@ class FingerprintKind(IntEnum):
 
 
 class SampleStatus(IntEnum):
-    """lastEnrollSampleStatus (CTAP 2.1 §6.7.4, CTAP2_ENROLL_FEEDBACK_FP_*)."""
+    """lastEnrollSampleStatus (CTAP 2.1 §6.7, CTAP2_ENROLL_FEEDBACK_FP_*)."""
 
     GOOD = 0x00
     TOO_HIGH = 0x01
@@ -163,7 +163,7 @@ _AUTHENTICATED: Final = frozenset(
 
 
 def bio_enrollment(ctx: Context, req: BioEnrollmentRequest) -> Handler[dict[int, Any] | None]:
-    """CTAP 2.1 §6.7.2 onwards, in the spec's order."""
+    """CTAP 2.1 §6.7, in the spec's order."""
     pending = ctx.pending if isinstance(ctx.pending, PendingEnrollment) else None
     ctx.pending = None  # only an enrollment's own subcommands keep it (restored below)
     if req.get_modality:
@@ -201,7 +201,7 @@ def bio_enrollment(ctx: Context, req: BioEnrollmentRequest) -> Handler[dict[int,
 
 
 def _authorize(ctx: Context, req: BioEnrollmentRequest) -> None:
-    """CTAP 2.1 §6.7.2: pinUvAuthParam over modality || subCommand || subCommandParams, from a
+    """CTAP 2.1 §6.7: pinUvAuthParam over modality || subCommand || subCommandParams, from a
     token with the ``be`` permission."""
     if req.pin_uv_auth_param is None:
         raise CtapError(CtapStatus.PUAT_REQUIRED, "bioEnrollment needs a pinUvAuthToken")
@@ -280,7 +280,8 @@ def _capture(ctx: Context, enrollment: PendingEnrollment) -> Handler[SampleStatu
 def _enumerate(ctx: Context) -> dict[int, Any]:
     saved = templates(ctx)
     if not saved:
-        # CTAP 2.1 §6.7.6: no enrollments -> INVALID_OPTION (python-fido2 reads it as empty).
+        # CTAP 2.1 §6.7 enumerateEnrollments: none enrolled -> INVALID_OPTION (python-fido2
+        # reads that as an empty list).
         raise CtapError(CtapStatus.INVALID_OPTION, "no fingerprints enrolled")
     return {
         BioEnrollmentResponseKey.TEMPLATE_INFOS: [

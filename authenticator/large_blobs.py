@@ -42,8 +42,7 @@ TRUNCATED_HASH_SIZE: Final = 16
 EMPTY_ARRAY: Final = b"\x80" + hashlib.sha256(b"\x80").digest()[:TRUNCATED_HASH_SIZE]
 """The initial array: an empty CBOR array and its check value (CTAP 2.1 §6.10.2)."""
 MIN_ARRAY_LENGTH: Final = TRUNCATED_HASH_SIZE + 1  # the smallest array: 0x80 and its check
-MIN_MAX_SERIALIZED_LARGE_BLOB_ARRAY: Final = 1024  # CTAP 2.1 §6.4 maxSerializedLargeBlobArray
-FRAGMENT_OVERHEAD: Final = 64  # CTAP 2.1 §6.10.1: maxFragmentLength = maxMsgSize - 64
+FRAGMENT_OVERHEAD: Final = 64  # CTAP 2.1 §6.10: maxFragmentLength = maxMsgSize - 64
 MESSAGE_PREFIX: Final = b"\xff" * 32 + bytes([Command.LARGE_BLOBS, 0x00])
 
 
@@ -181,7 +180,7 @@ def _authorize(ctx: Context, req: LargeBlobsRequest, message: bytes) -> Handler[
         raise CtapError(CtapStatus.MISSING_PARAMETER, "pinUvAuthProtocol is missing")
     if req.pin_uv_auth_protocol not in supported_pin_uv_protocols(ctx):
         raise CtapError(CtapStatus.INVALID_PARAMETER, "unsupported pinUvAuthProtocol")
-    # The RP ID is ignored for lbw (CTAP 2.1 §6.5.5.7): any token with the permission will do.
+    # lbw ignores the token's RP ID (CTAP 2.1 permissions): any token with lbw will do.
     ctx.pin_token.authorize(
         req.pin_uv_auth_protocol, req.pin_uv_auth_param, message, Permission.LBW
     )

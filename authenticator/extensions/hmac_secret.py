@@ -1,4 +1,4 @@
-"""hmac-secret (CTAP 2.1 §12.5) and hmac-secret-mc (CTAP 2.2 §12.7): a per-credential
+"""hmac-secret (CTAP 2.1 §12.5) and hmac-secret-mc (CTAP 2.2): a per-credential
 pseudo-random function, the basis of WebAuthn's PRF extension (WebAuthn L3 §10.1.4).
 
 Each credential made with ``hmac-secret: true`` has two 32-byte secrets, CredRandomWithUV and

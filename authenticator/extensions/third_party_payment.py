@@ -1,5 +1,5 @@
-"""thirdPartyPayment (CTAP 2.2 §12.8): marks a credential as usable for Secure Payment
-Confirmation initiated by a party other than the RP, and reports that mark in assertions."""
+"""thirdPartyPayment (CTAP 2.2): marks a credential as usable for Secure Payment Confirmation
+initiated by a party other than the RP, and reports that mark in assertions."""
 
 from __future__ import annotations
 
