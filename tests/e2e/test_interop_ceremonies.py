@@ -21,6 +21,7 @@ from fido2.webauthn import (
     PublicKeyCredentialType,
     PublicKeyCredentialUserEntity,
     ResidentKeyRequirement,
+    UserVerificationRequirement,
 )
 from webauthn import verify_authentication_response, verify_registration_response
 from webauthn.helpers.cose import COSEAlgorithmIdentifier
@@ -34,6 +35,19 @@ RP_ID = "example.com"
 RP = PublicKeyCredentialRpEntity(name="Example", id=RP_ID)
 ALGORITHMS = [CoseAlgorithm.ES256, CoseAlgorithm.EDDSA, CoseAlgorithm.ES384, CoseAlgorithm.RS256]
 FORMATS = ["packed", "self", "none", "fido-u2f"]
+
+
+class Server(Fido2Server):
+    """Asks for no UV: these ceremonies use a key without a PIN, and python-fido2's client
+    refuses "preferred" UV on a PIN-capable key with no PIN set (PIN flows: test_ctap21_*)."""
+
+    def register_begin(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("user_verification", UserVerificationRequirement.DISCOURAGED)
+        return super().register_begin(*args, **kwargs)
+
+    def authenticate_begin(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("user_verification", UserVerificationRequirement.DISCOURAGED)
+        return super().authenticate_begin(*args, **kwargs)
 
 
 class RootVerifier(AttestationVerifier):
@@ -52,7 +66,7 @@ def _server(auth: Authenticator, alg: int, fmt: str) -> Fido2Server:
         else AttestationConveyancePreference.DIRECT
     )
     verifier = RootVerifier(auth.attestation_root_pem()) if fmt in ("packed", "fido-u2f") else None
-    server = Fido2Server(RP, attestation=conveyance, verify_attestation=verifier)
+    server = Server(RP, attestation=conveyance, verify_attestation=verifier)
     server.allowed_algorithms = [
         PublicKeyCredentialParameters(type=PublicKeyCredentialType.PUBLIC_KEY, alg=alg)
     ]
@@ -197,7 +211,7 @@ def test_persistence_across_power_cycle_with_sqlite(tmp_path: Any) -> None:
 
 def test_packed_chain_is_rejected_with_another_stores_root() -> None:
     auth, other = Authenticator(strict=True), Authenticator(strict=True)
-    server = Fido2Server(
+    server = Server(
         RP,
         attestation=AttestationConveyancePreference.DIRECT,
         verify_attestation=RootVerifier(other.attestation_root_pem()),
