@@ -58,6 +58,14 @@ from transports.webauthn.codec import (
     optional_member,
     spki_from_cose,
 )
+from transports.webauthn.ctap_extensions import (
+    SaltRequest,
+    SaltSession,
+    authentication_salts,
+    read_large_blob,
+    registration_salts,
+    write_large_blob,
+)
 from transports.webauthn.errors import (
     AbortError,
     NotAllowedError,
@@ -290,6 +298,15 @@ def _port(authenticator: Attachable, name: str) -> CorePort | DevicePort:
     )
 
 
+@dataclass
+class _Salts:
+    """hmac-secret(-mc) salts to send, and the key agreement used (to decrypt the output)."""
+
+    name: str  # "hmac-secret" or "hmac-secret-mc"
+    wanted: SaltRequest
+    session: SaltSession | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Selection:
     attachment: str | None
@@ -388,10 +405,21 @@ class WebAuthnClient:
         ctap_extensions = _registration_extensions(extensions, info)
         if ctap_extensions:
             request[MakeCredentialKey.EXTENSIONS] = _canonical_keys(ctap_extensions)
+        salts = None
+        if extensions and "hmac-secret-mc" in info.extensions:
+            wanted = registration_salts(extensions)
+            salts = None if wanted is None else _Salts("hmac-secret-mc", wanted)
         body = self._run(
-            port, info, ceremony, Command.MAKE_CREDENTIAL, request, ctap_options, selection
+            port, info, ceremony, Command.MAKE_CREDENTIAL, request, ctap_options, selection, salts
         )
-        return _registration_json(body, client_data, info, attestation, extensions, rk)
+        result = _registration_json(body, client_data, info, attestation, extensions, rk)
+        if salts is not None and salts.session is not None:
+            output = _auth_data_extensions(body.get(MakeCredentialResponseKey.AUTH_DATA))
+            encrypted = output.get("hmac-secret-mc")
+            if isinstance(encrypted, bytes):
+                prf = salts.wanted.to_json(salts.session.outputs(encrypted))["prf"]
+                result["clientExtensionResults"]["prf"].update(prf)
+        return result
 
     # -- navigator.credentials.get ----------------------------------------------------------
 
@@ -412,7 +440,7 @@ class WebAuthnClient:
 
         if len(self.ports) == 1:
             port = self.ports[0]
-            info = port.info()
+            info = _info_for(port, uv)
             if uv == "required" and _uv_method(info, uv) is None:
                 raise NotAllowedError("The authenticator cannot verify the user.")
         else:
@@ -426,9 +454,20 @@ class WebAuthnClient:
                 port, info, ceremony, rp_id, allow
             )
         ctap_extensions = _authentication_extensions(extensions, info)
+        large_blob = extensions.get("largeBlob") if extensions else None
+        if isinstance(large_blob, Mapping) and large_blob.get("write") is not None:
+            if len(allow) != 1:
+                # WebAuthn §10.1.5: a write names exactly one credential.
+                raise NotSupportedError("largeBlob.write needs exactly one allowCredentials entry")
+            if "largeBlobKey" in info.extensions:
+                ctap_extensions["largeBlobKey"] = True
         if ctap_extensions:
             request[GetAssertionKey.EXTENSIONS] = _canonical_keys(ctap_extensions)
-        body = self._run(port, info, ceremony, Command.GET_ASSERTION, request, {}, selection)
+        salts = None
+        if extensions and "hmac-secret" in info.extensions:
+            wanted = authentication_salts(extensions, [d["id"] for d in allow])
+            salts = None if wanted is None else _Salts("hmac-secret", wanted)
+        body = self._run(port, info, ceremony, Command.GET_ASSERTION, request, {}, selection, salts)
 
         count = body.get(GetAssertionResponseKey.NUMBER_OF_CREDENTIALS, 1)
         if not allow and count > 1:
@@ -438,7 +477,38 @@ class WebAuthnClient:
             credential = allow[0]  # CTAP 2.1 §6.2.2: may be omitted for a single allowed ID
         if credential is None:
             raise NotAllowedError("The authenticator returned no credential.")
-        return _authentication_json(body, credential["id"], client_data, info, extensions)
+        result = _authentication_json(body, credential["id"], client_data, info, extensions)
+        if extensions:
+            self._authentication_outputs(port, body, extensions, salts, result)
+        return result
+
+    def _authentication_outputs(
+        self,
+        port: CorePort | DevicePort,
+        body: dict[int, Any],
+        extensions: Mapping[str, Any],
+        salts: _Salts | None,
+        result: dict[str, Any],
+    ) -> None:
+        """Extension outputs that need the platform: decrypted hmac-secret, large blobs."""
+        results: dict[str, Any] = result["clientExtensionResults"]
+        if isinstance(extensions.get("prf"), Mapping):
+            results["prf"] = {}
+        if salts is not None and salts.session is not None:
+            output = _auth_data_extensions(body.get(GetAssertionResponseKey.AUTH_DATA))
+            encrypted = output.get("hmac-secret")
+            if isinstance(encrypted, bytes):
+                results.update(salts.wanted.to_json(salts.session.outputs(encrypted)))
+        large_blob = extensions.get("largeBlob")
+        if isinstance(large_blob, Mapping):
+            key = body.get(GetAssertionResponseKey.LARGE_BLOB_KEY)
+            if large_blob.get("read") is True:
+                blob = read_large_blob(port.ctap_device(), key) if isinstance(key, bytes) else None
+                results["largeBlob"] = {} if blob is None else {"blob": b64url(blob)}
+            elif large_blob.get("write") is not None:
+                data = b64url_decode(large_blob["write"], "largeBlob.write")
+                written = isinstance(key, bytes) and write_large_blob(port.ctap_device(), key, data)
+                results["largeBlob"] = {"written": written}
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -470,7 +540,7 @@ class WebAuthnClient:
             raise NotAllowedError("No authenticator is attached.")
         eligible: list[tuple[CorePort | DevicePort, Info]] = []
         for port in self.ports:
-            info = port.info()
+            info = _info_for(port, selection.user_verification)
             if selection.attachment is not None and info.attachment != selection.attachment:
                 continue
             if selection.resident_key == "required" and info.options.get("rk") is not True:
@@ -561,6 +631,7 @@ class WebAuthnClient:
         request: dict[int, Any],
         ctap_options: dict[str, bool],
         selection: Selection,
+        salts: _Salts | None = None,
     ) -> dict[int, Any]:
         """Send the command with the user-verification method that fits, then decode."""
         method = _uv_method(info, selection.user_verification)
@@ -574,8 +645,8 @@ class WebAuthnClient:
         if ctap_options:
             request[key] = ctap_options
         if method == "pin":
-            return self._run_with_pin(port, info, ceremony, command, request)
-        response = port.exchange(_message(command, request), ceremony)
+            return self._run_with_pin(port, info, ceremony, command, request, salts)
+        response = self._send(port, ceremony, command, request, info, salts)
         status = response[0] if response else CtapStatus.OTHER
         if status == CtapStatus.UV_INVALID and info.options.get("clientPin") is True:
             # Built-in UV failed: fall back to the PIN, as browsers offer.
@@ -584,8 +655,34 @@ class WebAuthnClient:
                 request[key] = ctap_options
             else:
                 request.pop(key, None)
-            return self._run_with_pin(port, info, ceremony, command, request)
+            return self._run_with_pin(port, info, ceremony, command, request, salts)
         return _decode(response, ceremony)
+
+    def _send(
+        self,
+        port: CorePort | DevicePort,
+        ceremony: Ceremony,
+        command: Command,
+        request: dict[int, Any],
+        info: Info,
+        salts: _Salts | None,
+    ) -> bytes:
+        """The final exchange; hmac-secret salts are encrypted last, after any PIN token,
+        under a fresh key agreement (CTAP 2.1 §12.5)."""
+        if salts is None:
+            return port.exchange(_message(command, request), ceremony)
+        salts.session = SaltSession.open(port.ctap_device(), info.pin_uv_protocols)
+        key = (
+            MakeCredentialKey.EXTENSIONS
+            if command == Command.MAKE_CREDENTIAL
+            else GetAssertionKey.EXTENSIONS
+        )
+        extensions = dict(request.get(key, {}))
+        extensions[salts.name] = salts.session.salts(salts.wanted.first, salts.wanted.second)
+        if salts.name == "hmac-secret-mc":
+            extensions["hmac-secret"] = True
+        request[key] = _canonical_keys(extensions)
+        return port.exchange(_message(command, request), ceremony)
 
     def _run_with_pin(
         self,
@@ -594,6 +691,7 @@ class WebAuthnClient:
         ceremony: Ceremony,
         command: Command,
         request: dict[int, Any],
+        salts: _Salts | None = None,
     ) -> dict[int, Any]:
         """clientPIN (CTAP 2.1 §6.5) through python-fido2's ``ClientPin``: ask the scripted
         user for the PIN, get a pinUvAuthToken for this RP, authenticate the request."""
@@ -636,7 +734,7 @@ class WebAuthnClient:
         )
         request[param_key] = client_pin.protocol.authenticate(token, request[client_data_hash_key])
         request[protocol_key] = client_pin.protocol.VERSION
-        return _decode(port.exchange(_message(command, request), ceremony), ceremony)
+        return _decode(self._send(port, ceremony, command, request, info, salts), ceremony)
 
     def _choose_account(
         self, port: CorePort | DevicePort, ceremony: Ceremony, first: dict[int, Any], count: int
@@ -653,6 +751,16 @@ class WebAuthnClient:
 
 
 # -- helpers without state ---------------------------------------------------------------------
+
+
+def _info_for(port: CorePort | DevicePort, user_verification: str) -> Info:
+    """getInfo (cached); when UV is required but seems impossible, read it again: a PIN
+    may have been set since (by python-fido2's ClientPin, or another client)."""
+    info = port.info()
+    if user_verification == "required" and _uv_method(info, "required") is None:
+        port.forget_info()
+        info = port.info()
+    return info
 
 
 def _effective_domain(origin: str) -> str | None:
@@ -842,6 +950,16 @@ def _authentication_extensions(extensions: Mapping[str, Any], info: Info) -> dic
     ):
         ctap["largeBlobKey"] = True
     return ctap
+
+
+def _auth_data_extensions(auth_data: Any) -> dict[str, Any]:
+    """The extension outputs at the end of authenticator data (WebAuthn §6.1)."""
+    if not isinstance(auth_data, bytes) or len(auth_data) < 37 or not auth_data[32] & _ED:
+        return {}
+    if auth_data[32] & _AT:
+        return _parse_auth_data(auth_data)[2]
+    outputs = cbor2.loads(auth_data[37:])
+    return outputs if isinstance(outputs, dict) else {}
 
 
 def _parse_auth_data(auth_data: bytes) -> tuple[bytes, dict[int, Any], dict[str, Any]]:
