@@ -39,7 +39,7 @@ class AttestedCredentialData:
             self.aaguid
             + struct.pack(">H", len(self.credential_id))
             + self.credential_id
-            + cbor.encode(self.cose_public_key)
+            + cbor.encode_response(self.cose_public_key)
         )
 
 

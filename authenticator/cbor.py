@@ -55,14 +55,29 @@ def encode(value: Any) -> bytes:
     return cbor2.dumps(value, canonical=True)
 
 
+def _int_key_order(item: tuple[int, Any]) -> tuple[int, bool, int]:
+    """An integer key's place in canonical order: encoded length, then major type, then value
+    (the bytewise order of the encoded keys)."""
+    key = item[0]
+    value = key if key >= 0 else -1 - key
+    length = 1 if value < 24 else 2 if value < 0x100 else 3 if value < 0x10000 else 5
+    return length, key < 0, value
+
+
+def encode_internal(value: Any) -> bytes:
+    """Encode our own records (sealed secrets, wrapped IDs): read only by us, so key order is
+    irrelevant and the canonical sort is skipped."""
+    return cbor2.dumps(value)
+
+
 def encode_response(response: dict[int, Any], *, verify: bool = False) -> bytes:
-    """Encode a response map whose nested maps were built in canonical order.
+    """Encode an integer-keyed map whose nested maps were built in canonical order.
 
     Only the top level is sorted here (handlers add optional keys in any order); a canonical
     re-encode of the whole tree costs three times as much. ``verify`` (strict mode, so every
     test) checks the result against the full canonical encoding.
     """
-    encoded = cbor2.dumps(dict(sorted(response.items())))
+    encoded = cbor2.dumps(dict(sorted(response.items(), key=_int_key_order)))
     if verify and encoded != encode(response):
         raise AssertionError("a response map was not built in canonical key order")
     return encoded

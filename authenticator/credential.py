@@ -93,7 +93,7 @@ class CredentialSecrets:
 
     def seal(self, sealer: Sealer, aad: bytes) -> bytes:
         plain = {"alg": int(self.key.algorithm), "sk": self.key.private_bytes(), **self.extra}
-        return sealer.seal(cbor.encode(plain), aad)
+        return sealer.seal(cbor.encode_internal(plain), aad)
 
     @classmethod
     def open(
@@ -121,7 +121,7 @@ def wrap_credential_id(
     plain["cp"] = cred_protect
     if extra:
         plain["x"] = extra
-    return bytes([WRAPPED_ID_VERSION]) + sealer.seal(cbor.encode(plain), rp_id_hash)
+    return bytes([WRAPPED_ID_VERSION]) + sealer.seal(cbor.encode_internal(plain), rp_id_hash)
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,29 +108,34 @@ class CredentialKey:
         return self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg, arg-type]
 
     def cose_public_key(self) -> dict[int, int | bytes]:
-        """The COSE_Key of the public key (RFC 9052 §7, WebAuthn §6.5.1.1)."""
-        key = self.private_key
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            numbers = key.public_key().public_numbers()
-            size = _SCALAR_SIZES[self.algorithm]
+        """The COSE_Key of the public key (RFC 9052 §7, WebAuthn §6.5.1.1), keys in canonical
+        order so it encodes canonically without a sort."""
+        algorithm = self.algorithm
+        size = _SCALAR_SIZES.get(algorithm)
+        if size is not None:
+            point = self.private_key.public_key().public_bytes(  # 0x04 || X || Y
+                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+            )
             return {
                 1: CoseKeyType.EC2,
-                3: self.algorithm,
-                -1: _EC_COSE_CURVES[self.algorithm],
-                -2: numbers.x.to_bytes(size, "big"),
-                -3: numbers.y.to_bytes(size, "big"),
+                3: algorithm,
+                -1: _EC_COSE_CURVES[algorithm],
+                -2: point[1 : 1 + size],
+                -3: point[1 + size :],
             }
-        if isinstance(key, ed25519.Ed25519PrivateKey):
-            raw = key.public_key().public_bytes(
+        if algorithm in _EDDSA:
+            raw = self.private_key.public_key().public_bytes(
                 serialization.Encoding.Raw, serialization.PublicFormat.Raw
             )
-            return {1: CoseKeyType.OKP, 3: self.algorithm, -1: CoseCurve.ED25519, -2: raw}
+            return {1: CoseKeyType.OKP, 3: algorithm, -1: CoseCurve.ED25519, -2: raw}
+        key = self.private_key
+        assert isinstance(key, rsa.RSAPrivateKey)  # noqa: S101 - the only other kind
         rsa_numbers = key.public_key().public_numbers()
         n_len = (rsa_numbers.n.bit_length() + 7) // 8
         e_len = (rsa_numbers.e.bit_length() + 7) // 8
         return {
             1: CoseKeyType.RSA,
-            3: self.algorithm,
+            3: algorithm,
             -1: rsa_numbers.n.to_bytes(n_len, "big"),
             -2: rsa_numbers.e.to_bytes(e_len, "big"),
         }
@@ -147,10 +152,10 @@ class CredentialKey:
     def private_bytes(self) -> bytes:
         """The compact private key: the EC scalar, the Ed25519 seed, or PKCS#8 DER for RSA."""
         key = self.private_key
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            size = _SCALAR_SIZES[self.algorithm]
-            return key.private_numbers().private_value.to_bytes(size, "big")
-        if isinstance(key, ed25519.Ed25519PrivateKey):
+        size = _SCALAR_SIZES.get(self.algorithm)
+        if size is not None:
+            return key.private_numbers().private_value.to_bytes(size, "big")  # type: ignore[union-attr]
+        if self.algorithm in _EDDSA:
             return key.private_bytes(
                 serialization.Encoding.Raw,
                 serialization.PrivateFormat.Raw,

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
-from cryptography.hazmat.primitives import serialization
-
 from authenticator.context import Context, Handler
 from authenticator.credential import wrap_credential_id
 from authenticator.keys import CoseAlgorithm, CredentialKey
@@ -132,7 +130,7 @@ def _register(ctx: Context, apdu: Apdu) -> Handler[bytes]:
     public_key = key.uncompressed_point()
     batch = ctx.attestation.batch(ctx.config.aaguid)
     signature = batch.key.sign(b"\x00" + application + challenge + key_handle + public_key)
-    certificate = batch.certificate.public_bytes(serialization.Encoding.DER)
+    certificate = batch.certificate_der
     return _ok(
         bytes([REGISTER_RESERVED])
         + public_key

@@ -42,6 +42,7 @@ class Attestation:
 class _Signer:
     key: CredentialKey = field(repr=False)
     certificate: x509.Certificate
+    certificate_der: bytes
 
 
 class AttestationAuthority:
@@ -80,12 +81,13 @@ class AttestationAuthority:
             key = CredentialKey.from_private_bytes(
                 CoseAlgorithm.ES256, plain, deterministic=self._entropy.deterministic
             )
-            return _Signer(key, x509.load_der_x509_certificate(der))
+            return _Signer(key, x509.load_der_x509_certificate(der), der)
         key = CredentialKey.generate(CoseAlgorithm.ES256, self._entropy)
         certificate = self._issue(key, aaguid)
         self._store.put_state(key_name, self._sealer.seal(key.private_bytes(), key_name.encode()))
-        self._store.put_state(cert_name, certificate.public_bytes(serialization.Encoding.DER))
-        return _Signer(key, certificate)
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        self._store.put_state(cert_name, der)
+        return _Signer(key, certificate, der)
 
     def _issue(self, key: CredentialKey, aaguid: bytes | None) -> x509.Certificate:
         public_key = key.private_key.public_key()
@@ -175,7 +177,7 @@ class AttestationAuthority:
                     {
                         "alg": int(CoseAlgorithm.ES256),
                         "sig": batch.key.sign(signed),
-                        "x5c": [batch.certificate.public_bytes(serialization.Encoding.DER)],
+                        "x5c": [batch.certificate_der],
                     },
                 )
             case AttestationFormat.FIDO_U2F:
@@ -197,6 +199,6 @@ class AttestationAuthority:
             "fido-u2f",
             {
                 "sig": batch.key.sign(signed),
-                "x5c": [batch.certificate.public_bytes(serialization.Encoding.DER)],
+                "x5c": [batch.certificate_der],
             },
         )

@@ -97,7 +97,12 @@ def _check_names(inputs: dict[Any, Any]) -> None:
             raise CtapError(CtapStatus.CBOR_UNEXPECTED_TYPE, "extension identifiers are text")
 
 
+_NONE: Final = ParsedInputs(())
+
+
 def parse_registration(ctx: Context, inputs: dict[Any, Any], *, rk: bool) -> ParsedInputs:
+    if not inputs:
+        return _NONE  # the common case: skip building the enabled list
     _check_names(inputs)
     entries = []
     for extension in enabled(ctx):
@@ -119,6 +124,8 @@ def registration_outputs(reg: Registration, parsed: ParsedInputs, view: Credenti
 
 
 def parse_authentication(ctx: Context, inputs: dict[Any, Any], *, up: bool) -> ParsedInputs:
+    if not inputs:
+        return _NONE
     _check_names(inputs)
     entries = []
     for extension in enabled(ctx):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 from authenticator.credential import StoredCredential
 
@@ -11,6 +12,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._credentials: dict[bytes, StoredCredential] = {}
         self._by_rp: dict[str, dict[bytes, StoredCredential]] = {}  # discoverable only
+        self._by_user: dict[tuple[str, bytes], dict[bytes, StoredCredential]] = {}
+        self._discoverable = 0
         self._counters: dict[bytes, int] = {}
         self._state: dict[str, bytes] = {}
         self._sequence = 0
@@ -27,10 +30,10 @@ class MemoryStore:
         return found
 
     def discoverable_for_user(self, rp_id: str, user_id: bytes) -> list[StoredCredential]:
-        return [c for c in self._by_rp.get(rp_id, {}).values() if c.user_id == user_id]
+        return list(self._by_user.get((rp_id, user_id), {}).values())
 
     def discoverable_count(self) -> int:
-        return sum(map(len, self._by_rp.values()))
+        return self._discoverable
 
     def credentials(self) -> list[StoredCredential]:
         return sorted(self._credentials.values(), key=lambda c: c.created)
@@ -42,14 +45,16 @@ class MemoryStore:
         self._credentials[credential.credential_id] = credential
         if credential.discoverable:
             self._by_rp.setdefault(credential.rp_id, {})[credential.credential_id] = credential
+            account = (credential.rp_id, credential.user_id)
+            self._by_user.setdefault(account, {})[credential.credential_id] = credential
+            self._discoverable += 1
 
     def delete(self, credential_id: bytes, *, keep_counter: bool = False) -> None:
         old = self._credentials.pop(credential_id, None)
         if old is not None and old.discoverable:
-            by_rp = self._by_rp[old.rp_id]
-            del by_rp[credential_id]
-            if not by_rp:
-                del self._by_rp[old.rp_id]
+            _discard(self._by_rp, old.rp_id, credential_id)
+            _discard(self._by_user, (old.rp_id, old.user_id), credential_id)
+            self._discoverable -= 1
         if not keep_counter:
             self._counters.pop(credential_id, None)
 
@@ -77,5 +82,17 @@ class MemoryStore:
     def wipe(self, *, keep_prefix: str) -> None:
         self._credentials.clear()
         self._by_rp.clear()
+        self._by_user.clear()
+        self._discoverable = 0
         self._counters.clear()
         self._state = {k: v for k, v in self._state.items() if k.startswith(keep_prefix)}
+
+
+K = TypeVar("K")
+
+
+def _discard(index: dict[K, dict[bytes, StoredCredential]], key: K, credential_id: bytes) -> None:
+    entries = index[key]
+    del entries[credential_id]
+    if not entries:
+        del index[key]

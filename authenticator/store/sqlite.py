@@ -45,6 +45,9 @@ class SqliteStore:
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Create the file owner-only before SQLite opens it: SQLite gives the -wal and -shm
+        # files the main file's mode, and they hold the same secrets.
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600))
         try:
             self._db = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
@@ -65,8 +68,6 @@ class SqliteStore:
                     )
         except sqlite3.DatabaseError as exc:
             raise StoreFileError(f"{self.path} is not a usable fidoemu store: {exc}") from None
-        if os.name == "posix":
-            os.chmod(self.path, 0o600)
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"

@@ -216,3 +216,12 @@ def test_unknown_command_is_invalid_command(auth: Authenticator) -> None:
 
 def test_unused_clock_is_accepted() -> None:
     assert Authenticator(clock=ManualClock(), strict=True).call(b"\x04")[0] == 0
+
+
+@pytest.mark.parametrize("alg", [-7, -8, -19, -35, -257])
+def test_cose_keys_are_built_in_canonical_order(alg: int) -> None:
+    from authenticator import cbor
+    from authenticator.keys import CoseAlgorithm, CredentialKey, SystemEntropy
+
+    cose = CredentialKey.generate(CoseAlgorithm(alg), SystemEntropy()).cose_public_key()
+    assert cbor.encode_response(cose) == cbor.encode(cose)

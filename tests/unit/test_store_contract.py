@@ -139,3 +139,12 @@ def test_private_keys_are_never_stored_in_clear(tmp_path: Path) -> None:
     )
     assert raw not in data
     assert "sealed" not in repr(stored) and repr(raw) not in repr(secrets)
+
+
+def test_sqlite_files_are_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "private.sqlite"
+    store = SqliteStore(path)
+    Authenticator(store=store).call(b"\x04")  # creates the device keys: WAL and SHM exist now
+    for name in ("private.sqlite", "private.sqlite-wal", "private.sqlite-shm"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+    store.close()
