@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 SUITE = '''
 import json
@@ -95,7 +96,7 @@ def run_suite(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def results(output: str) -> list[object]:
+def results(output: str) -> list[Any]:
     found = re.findall(r"^RESULT (.*)$", output, re.MULTILINE)
     return [json.loads(line) for line in found]
 
@@ -118,6 +119,6 @@ def test_plugin_fixtures_markers_traces_and_determinism(tmp_path: Path) -> None:
     assert results(again.stdout) == [seeded]  # byte-identical: IDs, keys, signatures, certs
     assert results(other_seed.stdout) != [seeded]
     assert results(unseeded.stdout) != [seeded]
-    created, asserted = seeded  # type: ignore[misc]
+    created, asserted = seeded
     assert created["response"]["attestationObject"]  # packed with x5c: the cert is seeded too
     assert asserted["response"]["signature"]
