@@ -72,7 +72,7 @@ def test_deterministic(webauthn_client):
 def run_suite(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     test_file = tmp_path / "test_suite.py"
     test_file.write_text(SUITE)
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - our own interpreter on our own test file
         [
             sys.executable,
             "-m",
