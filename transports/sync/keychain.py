@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -397,10 +397,20 @@ class Device:
         return self._sync_enabled and not self.removed
 
     def changed(self) -> None:
-        if not self._syncing and self.reachable:
+        if not self._syncing and not self.store.batching and self.reachable:
             # On failure the change stays in the outbox; the ceremony succeeded locally.
             with contextlib.suppress(SyncError):
                 self.push()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many changes, one upload: the outbox stays in memory and is pushed at the end."""
+        self.store.begin_batch()
+        try:
+            yield
+        finally:
+            self.store.end_batch()
+            self.sync_if_reachable(force=False)
 
     # -- switches -------------------------------------------------------------------------
 
@@ -648,13 +658,19 @@ class Device:
                     [(envelope, base) for _, _, (envelope, base) in batch],
                     self.account.cloud.clock.now(),
                 )
+                accepted: list[bytes] = []
+                refused: list[tuple[bytes, Pending, Conflict]] = []
                 for (cid, pending, _), result in zip(batch, results, strict=True):
                     if isinstance(result, Conflict):
-                        conflicts += 1
-                        self._resolve(membership, cid, pending, result.current)
+                        refused.append((cid, pending, result))
                     else:
-                        pushed += 1
+                        accepted.append(cid)
                         self._settled(cid, pending, result.revision)
+                self.store.settle_many(accepted)
+                pushed += len(accepted)
+                conflicts += len(refused)
+                for cid, pending, conflict in refused:
+                    self._resolve(membership, cid, pending, conflict.current)
             else:
                 raise SyncError(f"{self.name}: conflicts did not settle")
         finally:
@@ -689,15 +705,13 @@ class Device:
         return envelope, base
 
     def _settled(self, credential_id: bytes, pending: Pending, revision: int) -> None:
-        def update() -> None:
-            if pending.deleted:
-                return
-            credential = self.store.record(credential_id)
-            if credential is not None:
-                meta = replace(SyncMeta.of(credential), revision=revision)
-                self.store.apply_remote(meta.attach(credential))
-
-        self.store.settle(credential_id, update=update)
+        """The cloud took our revision: remember it as the base of the next edit."""
+        if pending.deleted:
+            return
+        credential = self.store.record(credential_id)
+        if credential is not None:
+            meta = replace(SyncMeta.of(credential), revision=revision)
+            self.store.apply_remote(meta.attach(credential))
 
     def _resolve(
         self,

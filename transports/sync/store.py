@@ -14,7 +14,7 @@ local store's state under ``sync/`` and survive an authenticatorReset.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
 
@@ -117,6 +117,7 @@ class SyncedCredentialStore:
         self._hooks = hooks
         self._entropy = entropy
         self._sealer = _SealerCache()
+        self._batch: dict[bytes, Pending] | None = None  # outbox held in memory in a batch
 
     def __repr__(self) -> str:
         return f"SyncedCredentialStore({self._hooks.name!r}, local={self.local!r})"
@@ -274,7 +275,23 @@ class SyncedCredentialStore:
         found = self.local.get(credential_id)
         return 0 if found is None else SyncMeta.of(found).revision
 
+    def begin_batch(self) -> None:
+        """Hold the outbox in memory (bulk imports): one state write instead of one per change."""
+        if self._batch is None:
+            self._batch = self.outbox()
+
+    def end_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            self._write_outbox(batch)
+
+    @property
+    def batching(self) -> bool:
+        return self._batch is not None
+
     def outbox(self) -> dict[bytes, Pending]:
+        if self._batch is not None:
+            return dict(self._batch)
         raw = self.local.get_state(OUTBOX_STATE)
         if raw is None:
             return {}
@@ -283,10 +300,19 @@ class SyncedCredentialStore:
         }
 
     def _write_outbox(self, outbox: dict[bytes, Pending]) -> None:
+        if self._batch is not None:
+            self._batch = outbox
+            return
         value = cbor.encode({k: [p.deleted, p.base] for k, p in outbox.items()}) if outbox else None
         self.local.put_state(OUTBOX_STATE, value)
 
     def _queue(self, credential_id: bytes, pending: Pending) -> None:
+        if self._batch is not None:  # no copy: bulk changes stay linear
+            if pending.deleted and pending.base == 0:
+                self._batch.pop(credential_id, None)
+            else:
+                self._batch[credential_id] = pending
+            return
         outbox = self.outbox()
         if pending.deleted and pending.base == 0:
             outbox.pop(credential_id, None)  # never uploaded: nothing to tombstone
@@ -299,12 +325,16 @@ class SyncedCredentialStore:
         outbox[credential_id] = pending
         self._write_outbox(outbox)
 
-    def settle(self, credential_id: bytes, *, update: Callable[[], None] | None = None) -> None:
-        """Drop one outbox entry once the cloud has it (``update`` records the new state)."""
-        if update is not None:
-            update()
+    def settle(self, credential_id: bytes) -> None:
+        """Drop one outbox entry once the cloud has it (or it needs no upload)."""
+        self.settle_many([credential_id])
+
+    def settle_many(self, credential_ids: Iterable[bytes]) -> None:
         outbox = self.outbox()
-        if outbox.pop(credential_id, None) is not None:
+        before = len(outbox)
+        for credential_id in credential_ids:
+            outbox.pop(credential_id, None)
+        if len(outbox) != before:
             self._write_outbox(outbox)
 
     @property
