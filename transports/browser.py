@@ -188,6 +188,14 @@ class BrowserBridge:
         return {"credential": result}
 
 
+def _open_frames(target: Any) -> list[Any]:
+    """The frames of the documents already open: a page's, or every page's of a context."""
+    pages = getattr(target, "pages", None)
+    if pages is not None:
+        return [frame for page in pages for frame in page.frames]
+    return list(getattr(target, "frames", ()))
+
+
 def _bridge(
     authenticator: Attachable | Sequence[Attachable],
     user: ScriptedUser | None,
@@ -211,7 +219,7 @@ def attach(
     target.expose_binding(CREATE_BINDING, bridge.create)
     target.expose_binding(GET_BINDING, bridge.get)
     target.add_init_script(INIT_SCRIPT)
-    for frame in getattr(target, "frames", ()):
+    for frame in _open_frames(target):
         frame.evaluate(INIT_SCRIPT)
     return bridge
 
@@ -228,7 +236,7 @@ async def attach_async(
     await target.expose_binding(CREATE_BINDING, bridge.create)
     await target.expose_binding(GET_BINDING, bridge.get)
     await target.add_init_script(INIT_SCRIPT)
-    for frame in getattr(target, "frames", ()):
+    for frame in _open_frames(target):
         await frame.evaluate(INIT_SCRIPT)
     return bridge
 

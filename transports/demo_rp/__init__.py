@@ -119,9 +119,12 @@ class DemoRelyingParty:
         passkey = self.passkeys.get(credential_id)
         if passkey is None:
             raise ValueError("unknown passkey")
+        # WebAuthn §7.2 step 6: a discoverable login must name the passkey's user.
         user_handle = credential.get("response", {}).get("userHandle")
-        if user_handle is None or base64url_to_bytes(user_handle) != passkey.user_handle:
-            raise ValueError("the passkey belongs to another user")  # WebAuthn §7.2 step 6
+        if user_handle is None:
+            raise ValueError("no userHandle: whose passkey is this?")
+        if base64url_to_bytes(user_handle) != passkey.user_handle:
+            raise ValueError("the passkey belongs to another user")
         verified = verify_authentication_response(
             credential=credential,
             expected_challenge=challenge,
