@@ -109,7 +109,7 @@ def test_user_denies_and_duplicate_registration(
 ) -> None:
     register(site, webauthn_client, "alice")
     webauthn_client.user.then(deny())
-    flow, options = site.authentication_options()
+    _flow, options = site.authentication_options()
     with pytest.raises(NotAllowedError):
         webauthn_client.get(options)
     _flow, options = site.registration_options("alice")
