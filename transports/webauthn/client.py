@@ -338,6 +338,8 @@ class WebAuthnClient:
         for each in attached:
             self.attach(each)
         self._effective_domain = _effective_domain(self.origin)
+        self._effective_domain_of = self.origin
+        self._valid_rp_ids: set[tuple[str, str]] = set()
 
     def attach(self, authenticator: Attachable, name: str | None = None) -> None:
         """Plug in another authenticator; with several, the user picks (choose_authenticator)."""
@@ -514,15 +516,22 @@ class WebAuthnClient:
 
     def _rp_id(self, rp_id: str | None) -> str:
         """WebAuthn §5.1.3 steps 6-8 / §5.1.4.1 steps 4-6."""
+        if self._effective_domain_of != self.origin:  # the origin may be reassigned
+            self._effective_domain = _effective_domain(self.origin)
+            self._effective_domain_of = self.origin
         domain = self._effective_domain
         if domain is None:
             raise SecurityError(f"{self.origin} is not a valid domain for WebAuthn")
         if rp_id is None:
             rp_id = domain
+        if (rp_id, self.origin) in self._valid_rp_ids:
+            return rp_id
         if not self.verify_rp_id(rp_id, self.origin):
             raise SecurityError(
                 f"The RP ID {rp_id!r} is not a registrable domain suffix of {self.origin}."
             )
+        if len(self._valid_rp_ids) < 64:  # a pure function of (rp_id, origin): remember it
+            self._valid_rp_ids.add((rp_id, self.origin))
         return rp_id
 
     def _pick(

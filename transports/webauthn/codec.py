@@ -75,6 +75,8 @@ def member(options: Mapping[str, Any], name: str, kind: type, what: str) -> Any:
     if name not in options:
         raise OptionsTypeError(f"{what} is required")
     value = options[name]
+    if type(value) is kind or (kind is Mapping and type(value) is dict):
+        return value  # the common case, without an ABC isinstance check
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise OptionsTypeError(f"{what} must be {kind.__name__}")
     return value
@@ -82,8 +84,8 @@ def member(options: Mapping[str, Any], name: str, kind: type, what: str) -> Any:
 
 def optional_member(options: Mapping[str, Any], name: str, kind: type, what: str) -> Any:
     value = options.get(name)
-    if value is None:
-        return None
+    if value is None or type(value) is kind or (kind is Mapping and type(value) is dict):
+        return value
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise OptionsTypeError(f"{what} must be {kind.__name__}")
     return value
