@@ -540,3 +540,21 @@ def test_trace_redacts_pin_material(authenticator: Authenticator) -> None:
     request, _ = trace.exchanges[-1].decoded()
     assert str(request["pinUvAuthParam"]).startswith("<redacted")
     assert "123456" not in trace.format()
+
+
+def test_uv_fails_then_pin_fallback(authenticator_factory: AuthenticatorFactory) -> None:
+    from fido2.ctap2 import Ctap2
+    from fido2.ctap2.pin import ClientPin
+
+    from transports.webauthn import enter_pin
+
+    laptop = authenticator_factory("platform", client_pin=True)
+    ClientPin(Ctap2(InProcessDevice(laptop))).set_pin("4321")
+    client = WebAuthnClient(ORIGIN, laptop)
+    client.user.then(uv_fail(), enter_pin("4321"))
+    response = client.create(
+        options_to_json(passkey_options(uv=UserVerificationRequirement.REQUIRED))
+    )
+    assert_flags(response, up=True, uv=True)
+    assert [p.kind for p in client.user.prompts] == ["presence", "pin"]
+    client.user.assert_done()
