@@ -30,8 +30,7 @@ log = logging.getLogger("fidoemu.browser")
 CREATE_BINDING: Final = "__fidoemuCreate"
 GET_BINDING: Final = "__fidoemuGet"
 
-INIT_SCRIPT: Final = (
-    r"""
+INIT_SCRIPT: Final = r"""
 (() => {
   if (window.__fidoemuInstalled) { return; }
   window.__fidoemuInstalled = true;
@@ -117,10 +116,7 @@ INIT_SCRIPT: Final = (
   container.create = call(CREATE, container.create);
   container.get = call(GET, container.get);
 })();
-"""
-    .replace("@CREATE@", CREATE_BINDING)
-    .replace("@GET@", GET_BINDING)
-)
+""".replace("@CREATE@", CREATE_BINDING).replace("@GET@", GET_BINDING)
 
 
 class _Frame(Protocol):

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SUITE = '''
+SUITE = """
 import json
 
 import pytest
@@ -66,7 +66,7 @@ def test_deterministic(webauthn_client):
     created = webauthn_client.create(OPTIONS)
     asserted = webauthn_client.get(LOGIN)
     print("\\nRESULT " + json.dumps([created, asserted], sort_keys=True))
-'''
+"""
 
 
 def run_suite(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -112,17 +112,16 @@ def _signature_valid(rp: RelyingParty, response: dict[str, Any]) -> bool:
 
     key = decoded_public_key_to_cryptography(decode_credential_public_key(rp.public_key))
     inner = response["response"]
-    signed = b64url_decode(inner["authenticatorData"], "authData") + hashlib.sha256(
-        b64url_decode(inner["clientDataJSON"], "cdj")
-    ).digest()
+    signed = (
+        b64url_decode(inner["authenticatorData"], "authData")
+        + hashlib.sha256(b64url_decode(inner["clientDataJSON"], "cdj")).digest()
+    )
     try:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import ec
 
         assert isinstance(key, ec.EllipticCurvePublicKey)
-        key.verify(
-            b64url_decode(inner["signature"], "sig"), signed, ec.ECDSA(hashes.SHA256())
-        )
+        key.verify(b64url_decode(inner["signature"], "sig"), signed, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         return False
     return True
