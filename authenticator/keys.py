@@ -10,7 +10,7 @@ import os
 import random
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -96,6 +96,11 @@ class CredentialKey:
     algorithm: CoseAlgorithm
     private_key: PrivateKey = field(repr=False)
     deterministic: bool = False
+    # An EC key's exported numbers, kept after the first export: one export gives both the
+    # scalar (to seal) and the public point (for the COSE key), and each costs ~5 µs.
+    _ec_numbers: ec.EllipticCurvePrivateNumbers | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def sign(self, data: bytes) -> bytes:
         """A WebAuthn signature: DER ECDSA, raw Ed25519, or RSASSA-PKCS1-v1_5."""
@@ -113,15 +118,13 @@ class CredentialKey:
         algorithm = self.algorithm
         size = _SCALAR_SIZES.get(algorithm)
         if size is not None:
-            point = self.private_key.public_key().public_bytes(  # 0x04 || X || Y
-                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-            )
+            public = self._exported_ec_numbers().public_numbers
             return {
                 1: CoseKeyType.EC2,
                 3: algorithm,
                 -1: _EC_COSE_CURVES[algorithm],
-                -2: point[1 : 1 + size],
-                -3: point[1 + size :],
+                -2: public.x.to_bytes(size, "big"),
+                -3: public.y.to_bytes(size, "big"),
             }
         if algorithm in _EDDSA:
             raw = self.private_key.public_key().public_bytes(
@@ -140,6 +143,14 @@ class CredentialKey:
             -2: rsa_numbers.e.to_bytes(e_len, "big"),
         }
 
+    def _exported_ec_numbers(self) -> ec.EllipticCurvePrivateNumbers:
+        numbers = self._ec_numbers
+        if numbers is None:
+            # Only EC algorithms call this (those in _SCALAR_SIZES).
+            numbers = cast(ec.EllipticCurvePrivateKey, self.private_key).private_numbers()
+            object.__setattr__(self, "_ec_numbers", numbers)  # a cache, not state: frozen
+        return numbers
+
     def uncompressed_point(self) -> bytes:
         """The raw P-256 public key U2F uses (0x04 || X || Y)."""
         key = self.private_key
@@ -154,7 +165,7 @@ class CredentialKey:
         key = self.private_key
         size = _SCALAR_SIZES.get(self.algorithm)
         if size is not None:
-            return key.private_numbers().private_value.to_bytes(size, "big")  # type: ignore[union-attr]
+            return self._exported_ec_numbers().private_value.to_bytes(size, "big")
         if self.algorithm in _EDDSA:
             return key.private_bytes(
                 serialization.Encoding.Raw,
