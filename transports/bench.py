@@ -56,7 +56,10 @@ from authenticator.commands import (
 )
 from transports.inprocess import InProcessDevice
 
-ROW_PROVIDERS: Final[list[str]] = ["transports.bench:core_rows"]
+ROW_PROVIDERS: Final[list[str]] = [
+    "transports.bench:core_rows",
+    "transports.webauthn.bench:bench_rows",
+]
 """Benchmark row providers, as ``"module:function"``; add yours here."""
 
 BENCH_RP_ID: Final = "bench.fidoemu.example"

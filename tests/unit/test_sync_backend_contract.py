@@ -1,8 +1,9 @@
 """One contract for every cloud backend: SQLite (memory and a shared file) and PostgreSQL.
 
-PostgreSQL comes from ``FIDOEMU_TEST_POSTGRES_DSN`` (a libpq connection string). Without it the
-PostgreSQL cases are skipped on a developer machine and FAIL under CI=true, so CI can't go
-green without having run them. Each test gets a fresh schema, dropped afterwards.
+PostgreSQL comes from ``FIDOEMU_TEST_POSTGRES_DSN`` (a libpq connection string) or, when that is
+unset, from a throwaway server the session starts from Debian's binaries (tests/postgres_server.py).
+Without either, the PostgreSQL cases are skipped on a developer machine and FAIL under CI=true,
+so CI can't go green without having run them. Each test gets a fresh schema, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fido2.webauthn import (
 )
 
 from authenticator.credential import CredentialSecrets
+from tests.postgres_server import temporary_postgres
 from transports.inprocess import InProcessDevice
 from transports.sync import GOOGLE_PASSWORD_MANAGER, ICLOUD_KEYCHAIN, Cloud, Envelope
 from transports.sync.backend import CloudBackend, Conflict, Escrow, SqliteCloudBackend
@@ -71,8 +73,25 @@ class Opener:
             backend.close()
 
 
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[None]:
+    """Point DSN_VARIABLE at a server: the given one, or one started for this session."""
+    if os.environ.get(DSN_VARIABLE):
+        yield
+        return
+    with temporary_postgres() as dsn:
+        if dsn is not None:
+            os.environ[DSN_VARIABLE] = dsn
+        try:
+            yield
+        finally:
+            os.environ.pop(DSN_VARIABLE, None)
+
+
 @pytest.fixture(params=["sqlite-memory", "sqlite-file", "postgres"])
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_dsn")
     result = Opener(str(request.param), tmp_path)
     yield result
     result.close()
@@ -81,6 +100,8 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
 @pytest.fixture(params=["sqlite-file", "postgres"])
 def shared_opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     """Only storage that several connections (processes, machines) can share."""
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_dsn")
     result = Opener(str(request.param), tmp_path)
     yield result
     result.close()
