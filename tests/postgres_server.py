@@ -44,21 +44,9 @@ def temporary_postgres() -> Iterator[str | None]:
         capture_output=True,
     )
     options = f"-c listen_addresses='' -k {root} -p {PORT} -c fsync=off"
+    pg_ctl = [*prefix, str(bindir / "pg_ctl"), "-D", str(data)]
     subprocess.run(  # noqa: S603
-        [
-            *prefix,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(log),
-            "-w",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
+        [*pg_ctl, "-o", options, "-l", str(log), "-w", "start"], check=True, capture_output=True
     )
     try:
         yield f"host={root} port={PORT} user=postgres dbname=postgres"
