@@ -1,6 +1,6 @@
-"""Every ```python block of every docs/*.md (and README.md) runs, in order, one fresh namespace per page (a
-block whose first line is ``# not run`` is skipped: hardware or a browser). Shell blocks are not
-run. Also: relative links between pages resolve, the API reference names every public name,
+"""Every ```python block of every docs/*.md and README.md runs, in order, one fresh namespace
+per page (a block whose first line is ``# not run`` is skipped: hardware or a browser). Shell
+blocks are not run. Also: relative links between pages resolve, the API reference names every public name,
 and the architecture page names only modules that exist."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def python_blocks(text: str) -> list[tuple[int, str]]:
     return blocks
 
 
-PAGES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md"]
+PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
 RUNNABLE = [page for page in PAGES if python_blocks(page.read_text())]
 
 
