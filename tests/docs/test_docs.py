@@ -1,7 +1,7 @@
 """Every ```python block of every docs/*.md and README.md runs, in order, one fresh namespace
 per page (a block whose first line is ``# not run`` is skipped: hardware or a browser). Shell
-blocks are not run. Also: relative links between pages resolve, the API reference names every public name,
-and the architecture page names only modules that exist."""
+blocks are not run. Also: relative links between pages resolve, the API reference names every
+public name, and the architecture page names only modules that exist."""
 
 from __future__ import annotations
 
