@@ -11,8 +11,12 @@ cycle; at 0 retries, PIN_BLOCKED until authenticatorReset. A wrong PIN also rege
 protocol's key-agreement key. Every token issued replaces the previous one
 (``resetPinUvAuthToken``), and so does a PIN change.
 
-PIN rules (§6.5.5.5): newPinEnc decrypts to exactly 64 bytes; the PIN is those bytes up to
-the first zero, 1 to 63 bytes of UTF-8, at least minPINLength code points.
+PIN rules (§6.5.5.5 steps 6-10): newPinEnc decrypts (else PIN_AUTH_INVALID) to exactly 64
+bytes (else INVALID_PARAMETER); the PIN is those bytes minus trailing zeros, at most 63 bytes
+of UTF-8, at least minPINLength code points (else PIN_POLICY_VIOLATION).
+
+Every subcommand checks in the spec's step order: all mandatory parameters first
+(MISSING_PARAMETER), then the protocol (INVALID_PARAMETER), then its own steps.
 """
 
 from __future__ import annotations
@@ -26,12 +30,13 @@ from typing import Any, Final
 from authenticator.commands import ClientPinKey, ClientPinResponseKey, ClientPinSubCommand
 from authenticator.context import Context, Handler
 from authenticator.pin_protocol import PinProtocol, PinUvAuthProtocol, SharedSecret
-from authenticator.pin_token import Permission
+from authenticator.pin_token import ALL_PERMISSIONS, Permission
 from authenticator.requests import optional, required
 from authenticator.status import CtapError, CtapStatus
 from authenticator.user_verification import (
     built_in_uv_configured,
     force_pin_change,
+    grantable_permissions,
     min_pin_length,
     perform_built_in_uv,
     pin_is_set,
@@ -40,7 +45,6 @@ from authenticator.user_verification import (
     set_uv_retries,
     store_pin,
     stored_pin_hash,
-    token_permissions_supported,
     uv_retries,
 )
 
@@ -64,6 +68,9 @@ class ClientPinRequest:
     @classmethod
     def parse(cls, params: Mapping[Any, Any]) -> ClientPinRequest:
         k = ClientPinKey
+        permissions = optional(params, k.PERMISSIONS, int, "permissions")
+        if permissions is not None and permissions < 0:
+            raise CtapError(CtapStatus.CBOR_UNEXPECTED_TYPE, "permissions is an unsigned int")
         return cls(
             sub_command=required(params, k.SUB_COMMAND, int, "subCommand"),
             pin_uv_auth_protocol=optional(params, k.PIN_UV_AUTH_PROTOCOL, int, "pinUvAuthProtocol"),
@@ -71,7 +78,7 @@ class ClientPinRequest:
             pin_uv_auth_param=optional(params, k.PIN_UV_AUTH_PARAM, bytes, "pinUvAuthParam"),
             new_pin_enc=optional(params, k.NEW_PIN_ENC, bytes, "newPinEnc"),
             pin_hash_enc=optional(params, k.PIN_HASH_ENC, bytes, "pinHashEnc"),
-            permissions=optional(params, k.PERMISSIONS, int, "permissions"),
+            permissions=permissions,
             rp_id=optional(params, k.RP_ID, str, "rpId"),
         )
 
@@ -87,6 +94,7 @@ def client_pin(ctx: Context, req: ClientPinRequest) -> Handler[dict[int, Any] | 
                 >= MAX_CONSECUTIVE_MISMATCHES,
             }
         case sub.GET_KEY_AGREEMENT:
+            # §6.5.5.4: a fresh key per request is not required; the key changes on regenerate.
             protocol = _protocol(ctx, req)
             return {ClientPinResponseKey.KEY_AGREEMENT: protocol.public_cose_key()}
         case sub.SET_PIN if config.client_pin:
@@ -96,11 +104,11 @@ def client_pin(ctx: Context, req: ClientPinRequest) -> Handler[dict[int, Any] | 
             _change_pin(ctx, req)
             return None
         case sub.GET_PIN_TOKEN if config.client_pin:
-            return _get_pin_token(ctx, req, None)
+            return _get_pin_token(ctx, req, with_permissions=False)
         case sub.GET_PIN_UV_AUTH_TOKEN_USING_PIN_WITH_PERMISSIONS if (
             config.client_pin and config.pin_uv_auth_token
         ):
-            return _get_pin_token(ctx, req, _permissions(ctx, req))
+            return _get_pin_token(ctx, req, with_permissions=True)
         case sub.GET_PIN_UV_AUTH_TOKEN_USING_UV_WITH_PERMISSIONS if (
             config.built_in_uv and config.pin_uv_auth_token
         ):
@@ -125,12 +133,23 @@ def _need(value: Any, what: str) -> Any:
     return value
 
 
+def _mandatory(ctx: Context, req: ClientPinRequest, *names: str) -> PinProtocol:
+    """Step 1 (every mandatory parameter present), then step 2 (the protocol supported)."""
+    _need(req.pin_uv_auth_protocol, "pinUvAuthProtocol")
+    for name in names:
+        _need(getattr(req, name), name)
+    return _protocol(ctx, req)
+
+
 def _new_pin(ctx: Context, secret: SharedSecret, new_pin_enc: bytes) -> tuple[bytes, int]:
-    """The new PIN's hash and length in code points, after the PIN rules (§6.5.5.5 6-9)."""
+    """The new PIN's hash and length in code points, after the PIN rules (§6.5.5.5 6-10)."""
     padded = secret.decrypt(new_pin_enc)
-    if padded is None or len(padded) != PADDED_PIN_LENGTH:
-        raise CtapError(CtapStatus.INVALID_PARAMETER, "newPinEnc is not 64 padded bytes")
-    pin = padded.split(b"\x00", 1)[0]
+    if padded is None:
+        # Step 6: decrypt failed (not whole AES blocks; for protocol 2, no IV).
+        raise CtapError(CtapStatus.PIN_AUTH_INVALID, "newPinEnc does not decrypt")
+    if len(padded) != PADDED_PIN_LENGTH:
+        raise CtapError(CtapStatus.INVALID_PARAMETER, "paddedNewPin is not 64 bytes")
+    pin = padded.rstrip(b"\x00")  # step 8: drop trailing zeros
     if len(pin) > MAX_PIN_BYTES:
         raise CtapError(CtapStatus.PIN_POLICY_VIOLATION, "the PIN is longer than 63 bytes")
     try:
@@ -144,10 +163,9 @@ def _new_pin(ctx: Context, secret: SharedSecret, new_pin_enc: bytes) -> tuple[by
 
 
 def _set_pin(ctx: Context, req: ClientPinRequest) -> None:
-    protocol = _protocol(ctx, req)
-    key_agreement = _need(req.key_agreement, "keyAgreement")
-    param = _need(req.pin_uv_auth_param, "pinUvAuthParam")
-    new_pin_enc = _need(req.new_pin_enc, "newPinEnc")
+    protocol = _mandatory(ctx, req, "key_agreement", "pin_uv_auth_param", "new_pin_enc")
+    key_agreement, param, new_pin_enc = req.key_agreement, req.pin_uv_auth_param, req.new_pin_enc
+    assert param is not None and new_pin_enc is not None  # noqa: S101 - checked by _mandatory
     if pin_is_set(ctx):
         # CTAP 2.1 §6.5.5.5 step 3: a PIN already set -> PIN_AUTH_INVALID (changePIN instead).
         raise CtapError(CtapStatus.PIN_AUTH_INVALID, "a PIN is already set")
@@ -186,11 +204,13 @@ def _check_pin_hash(
 
 
 def _change_pin(ctx: Context, req: ClientPinRequest) -> None:
-    protocol = _protocol(ctx, req)
-    key_agreement = _need(req.key_agreement, "keyAgreement")
-    pin_hash_enc = _need(req.pin_hash_enc, "pinHashEnc")
-    new_pin_enc = _need(req.new_pin_enc, "newPinEnc")
-    param = _need(req.pin_uv_auth_param, "pinUvAuthParam")
+    protocol = _mandatory(
+        ctx, req, "key_agreement", "pin_hash_enc", "new_pin_enc", "pin_uv_auth_param"
+    )
+    key_agreement, param = req.key_agreement, req.pin_uv_auth_param
+    pin_hash_enc, new_pin_enc = req.pin_hash_enc, req.new_pin_enc
+    assert pin_hash_enc is not None and new_pin_enc is not None  # noqa: S101 - _mandatory
+    assert param is not None  # noqa: S101 - checked by _mandatory
     if not pin_is_set(ctx):
         raise CtapError(CtapStatus.PIN_NOT_SET, "no PIN is set")
     if pin_retries(ctx) <= 0:
@@ -207,40 +227,46 @@ def _change_pin(ctx: Context, req: ClientPinRequest) -> None:
     ctx.pin_token.reset()  # resetPinUvAuthToken: tokens from the old PIN stop working
 
 
-def _permissions(ctx: Context, req: ClientPinRequest) -> tuple[Permission, str | None]:
-    """Checks shared by both "WithPermissions" subcommands (§6.5.5.7.2 steps 3-5)."""
-    permissions = _need(req.permissions, "permissions")
+def _permissions(ctx: Context, req: ClientPinRequest, *, via_uv: bool) -> Permission:
+    """Steps 3-4 of both "WithPermissions" subcommands (§6.5.5.7.2, §6.5.5.7.3): zero is
+    INVALID_PARAMETER; a permission this device does not grant is UNAUTHORIZED_PERMISSION;
+    undefined bits are ignored. The rpId stays optional: makeCredential and getAssertion bind
+    an unbound token to their RP (§6.1.2 step 11.5)."""
+    permissions = req.permissions
+    assert permissions is not None  # noqa: S101 - checked by _mandatory
     if permissions == 0:
         raise CtapError(CtapStatus.INVALID_PARAMETER, "permissions is zero")
-    if permissions < 0 or permissions & ~int(token_permissions_supported(ctx)):
-        raise CtapError(CtapStatus.UNAUTHORIZED_PERMISSION, "a permission is not supported")
-    granted = Permission(permissions)
-    if granted & (Permission.MC | Permission.GA) and req.rp_id is None:
-        raise CtapError(CtapStatus.MISSING_PARAMETER, "rpId is required for mc and ga")
-    return granted, req.rp_id
+    requested = Permission(permissions & int(ALL_PERMISSIONS))
+    refused = requested & ~grantable_permissions(ctx, via_uv=via_uv)
+    if requested & Permission.PCMR and requested != Permission.PCMR:
+        refused |= Permission.PCMR  # CTAP 2.2: pcmr is only granted alone
+    if refused:
+        raise CtapError(CtapStatus.UNAUTHORIZED_PERMISSION, f"not granted: {refused!r}")
+    return requested
 
 
 def _get_pin_token(
-    ctx: Context, req: ClientPinRequest, grant: tuple[Permission, str | None] | None
+    ctx: Context, req: ClientPinRequest, *, with_permissions: bool
 ) -> dict[int, Any]:
-    protocol = _protocol(ctx, req)
-    key_agreement = _need(req.key_agreement, "keyAgreement")
-    pin_hash_enc = _need(req.pin_hash_enc, "pinHashEnc")
+    """getPinToken (§6.5.5.7.1) or getPinUvAuthTokenUsingPinWithPermissions (§6.5.5.7.2)."""
+    mandatory = ("key_agreement", "pin_hash_enc") + (("permissions",) if with_permissions else ())
+    protocol = _mandatory(ctx, req, *mandatory)
+    key_agreement, pin_hash_enc = req.key_agreement, req.pin_hash_enc
+    assert pin_hash_enc is not None  # noqa: S101 - checked by _mandatory
     config = ctx.config
-    if grant is None:
+    if with_permissions:
+        permissions = _permissions(ctx, req, via_uv=False)
+    else:
         if req.permissions is not None or req.rp_id is not None:
-            # CTAP 2.1 §6.5.5.7.1: getPinToken takes no permissions.
+            # §6.5.5.7.1 steps 3-4: getPinToken takes no permissions and no rpId.
             raise CtapError(CtapStatus.INVALID_PARAMETER, "getPinToken takes no permissions")
-        # The legacy token does what a CTAP 2.0 PIN token did: mc and ga (and, for the
-        # FIDO_2_1_PRE credentialMgmtPreview, cm).
+        # Step 14: the default permissions, mc and ga, unless noMcGaPermissionsWithClientPin;
+        # the FIDO_2_1_PRE credentialMgmtPreview used this token for cm as well.
         permissions = Permission(0)
         if not config.no_mc_ga_permissions_with_client_pin:
             permissions |= Permission.MC | Permission.GA
         if config.credential_management_preview:
             permissions |= Permission.CM
-        grant = (permissions, None)
-    elif config.no_mc_ga_permissions_with_client_pin and grant[0] & (Permission.MC | Permission.GA):
-        raise CtapError(CtapStatus.UNAUTHORIZED_PERMISSION, "noMcGaPermissionsWithClientPin")
     if not pin_is_set(ctx):
         raise CtapError(CtapStatus.PIN_NOT_SET, "no PIN is set")
     if pin_retries(ctx) <= 0:
@@ -248,31 +274,34 @@ def _get_pin_token(
     secret = protocol.decapsulate(key_agreement)
     _check_pin_hash(ctx, protocol, secret, pin_hash_enc)
     if force_pin_change(ctx):
+        # CTAP 2.1 §6.5.5.7.2 step 11: the platform should direct the user to change the PIN.
         raise CtapError(CtapStatus.PIN_POLICY_VIOLATION, "the PIN must be changed first")
-    return _issue(ctx, protocol, secret, grant, user_present=False)
+    return _issue(ctx, protocol, secret, permissions, req.rp_id, user_present=False)
 
 
 def _get_uv_token(ctx: Context, req: ClientPinRequest) -> Handler[dict[int, Any]]:
-    protocol = _protocol(ctx, req)
-    key_agreement = _need(req.key_agreement, "keyAgreement")
-    grant = _permissions(ctx, req)
+    """getPinUvAuthTokenUsingUvWithPermissions (§6.5.5.7.3)."""
+    protocol = _mandatory(ctx, req, "key_agreement", "permissions")
+    key_agreement = req.key_agreement
+    permissions = _permissions(ctx, req, via_uv=True)
     if not built_in_uv_configured(ctx):
         raise CtapError(CtapStatus.NOT_ALLOWED, "built-in UV is not configured")
     secret = protocol.decapsulate(key_agreement)
     yield from perform_built_in_uv(ctx, req.rp_id or "", "user verification")
     # The UV gesture is a touch as well: the token starts with userPresent set.
-    return _issue(ctx, protocol, secret, grant, user_present=True)
+    return _issue(ctx, protocol, secret, permissions, req.rp_id, user_present=True)
 
 
 def _issue(
     ctx: Context,
     protocol: PinProtocol,
     secret: SharedSecret,
-    grant: tuple[Permission, str | None],
+    permissions: Permission,
+    rp_id: str | None,
     *,
     user_present: bool,
 ) -> dict[int, Any]:
     token = ctx.pin_token
     token.reset()
-    token.begin_using(protocol.version, grant[0], grant[1], user_present=user_present)
+    token.begin_using(protocol.version, permissions, rp_id, user_present=user_present)
     return {ClientPinResponseKey.PIN_UV_AUTH_TOKEN: secret.encrypt(token.value)}

@@ -76,7 +76,7 @@ def authenticator_config(ctx: Context, req: ConfigRequest) -> Handler[None]:
 
 
 def _authorize(ctx: Context, req: ConfigRequest) -> None:
-    if req.pin_uv_auth_param is None and not (is_protected(ctx) or always_uv_enabled(ctx)):
+    if not (is_protected(ctx) or always_uv_enabled(ctx)):
         return  # §6.11 step 2: nothing protects the device, so nothing to prove
     if req.pin_uv_auth_param is None:
         raise CtapError(CtapStatus.PUAT_REQUIRED, "authenticatorConfig needs a token")

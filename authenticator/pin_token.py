@@ -63,6 +63,10 @@ class Permission(IntFlag):
     PCMR = 0x40  # persistentCredentialManagementReadOnly (CTAP 2.2)
 
 
+ALL_PERMISSIONS: Final = Permission(sum(Permission))
+"""Every defined permission; other bits in a request are ignored (CTAP 2.1 §6.5.5.7.2)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TokenGrant:
     """What a token was issued with (for tests and diagnostics; holds no secret)."""

@@ -167,19 +167,24 @@ def is_protected(ctx: Context) -> bool:
     return pin_is_set(ctx) or built_in_uv_configured(ctx)
 
 
-def token_permissions_supported(ctx: Context) -> Permission:
-    """The permissions a token may carry on this profile (others: UNAUTHORIZED_PERMISSION)."""
+def grantable_permissions(ctx: Context, *, via_uv: bool) -> Permission:
+    """The permissions a new token may carry (CTAP 2.1 §6.5.5.7.2-3 step 4; others are
+    UNAUTHORIZED_PERMISSION). A token from built-in UV gets ``be`` only with the option
+    "uvBioEnroll" and ``acfg`` only with "uvAcfg"; this device advertises neither, so those
+    need the PIN. ``mc``/``ga`` from the PIN depend on noMcGaPermissionsWithClientPin."""
     config = ctx.config
-    allowed = Permission.MC | Permission.GA
+    allowed = Permission(0)
+    if via_uv or not config.no_mc_ga_permissions_with_client_pin:
+        allowed |= Permission.MC | Permission.GA
     if config.credential_management or config.credential_management_preview:
         allowed |= Permission.CM
     if config.per_credential_management_read_only and config.credential_management:
         allowed |= Permission.PCMR
-    if config.bio_enrollment:
+    if config.bio_enrollment and not via_uv:
         allowed |= Permission.BE
     if config.large_blobs:
         allowed |= Permission.LBW
-    if config.authenticator_config:
+    if config.authenticator_config and not via_uv:
         allowed |= Permission.ACFG
     return allowed
 
@@ -274,23 +279,29 @@ def verify_user(
     if uv and not built_in_uv_configured(ctx):
         raise CtapError(CtapStatus.INVALID_OPTION, "uv: built-in UV is not configured")
     protected = is_protected(ctx)
-    if always_uv_enabled(ctx) and param is None and not uv:
+    # "clientPin is supported for the mc/ga permission": otherwise the PIN cannot help.
+    pin_helps = config.client_pin and not config.no_mc_ga_permissions_with_client_pin
+    always_uv = always_uv_enabled(ctx)
+    if always_uv and param is None and not uv:
         # CTAP 2.1 §6.1.2 step 6 / §6.2.2 step 4.
         if built_in_uv_configured(ctx):
             uv = True
-        elif config.client_pin:
+        elif pin_helps:
             raise CtapError(CtapStatus.PUAT_REQUIRED, "alwaysUv: a pinUvAuthToken is required")
         else:
-            raise CtapError(CtapStatus.OPERATION_DENIED, "alwaysUv without any UV method")
+            raise CtapError(CtapStatus.OPERATION_DENIED, "alwaysUv without a usable UV method")
+    uv_not_required = config.make_cred_uv_not_required and not always_uv  # step 6.1
     if (
         permission is Permission.MC
         and protected
         and param is None
         and not uv
-        and not (config.make_cred_uv_not_required and not rk)
+        and not (uv_not_required and not rk)
     ):
         # CTAP 2.1 §6.1.2 steps 7-8 (CTAP 2.0: PIN_REQUIRED, the same code).
-        raise CtapError(CtapStatus.PUAT_REQUIRED, "this device requires user verification")
+        if pin_helps:
+            raise CtapError(CtapStatus.PUAT_REQUIRED, "this device requires user verification")
+        raise CtapError(CtapStatus.OPERATION_DENIED, "user verification is required")
 
     result = Verification(rp_id)
     if param is not None:

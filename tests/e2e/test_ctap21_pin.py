@@ -228,11 +228,18 @@ def test_permissions_misuse(ctap2: Ctap2) -> None:
     # The right one works once; afterwards the token keeps no mc permission.
     args.call(pin_uv_param=param, pin_uv_protocol=2)
     assert _code(args.call, pin_uv_param=param, pin_uv_protocol=2) is ERR.PIN_AUTH_INVALID
-    # mc and ga tokens need an rpId; unsupported permissions are refused.
-    assert (
-        _code(client_pin.get_pin_token, PIN, ClientPin.PERMISSION.MAKE_CREDENTIAL)
-        is ERR.MISSING_PARAMETER
-    )
+    # An mc token without an rpId binds to the first RP it is used for (CTAP 2.1 §6.1.2
+    # step 11.5); unsupported permissions are refused.
+    unbound = client_pin.get_pin_token(PIN, ClientPin.PERMISSION.GET_ASSERTION)
+    param = protocol.authenticate(unbound, cdh)
+    silent = {"up": False}  # a silent assertion keeps the token's permissions
+
+    def assertion(rp_id: str) -> ERR:
+        return _code(ctap2.get_assertion, rp_id, cdh, None, None, silent, param, 2)
+
+    assert assertion("example.com") is ERR.NO_CREDENTIALS  # verified, now bound
+    assert assertion("other.example") is ERR.PIN_AUTH_INVALID
+    assert assertion("example.com") is ERR.NO_CREDENTIALS
     assert (
         _code(client_pin.get_pin_token, PIN, ClientPin.PERMISSION.BIO_ENROLL)
         is ERR.UNAUTHORIZED_PERMISSION
