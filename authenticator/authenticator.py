@@ -245,7 +245,11 @@ class Authenticator:
             raise CtapError(CtapStatus.REQUEST_TOO_LARGE, "message exceeds maxMsgSize")
         request = None
         if route.parse is not None:
-            request = route.parse(cbor.decode_map(message[1:]), self.config)
+            try:
+                request = route.parse(cbor.decode_map(message[1:]), self.config)
+            except CtapError:
+                self._ctx.pending = None  # a malformed request continues nothing
+                raise
         return (yield from route.handle(self._ctx, request))
 
     def _reset(self) -> Handler[None]:

@@ -87,6 +87,7 @@ def credential_management(
     try:
         sub = Sub(req.sub_command)
     except ValueError:
+        ctx.pending = None  # not a continuation: it ends an enumeration like any other
         raise CtapError(CtapStatus.INVALID_SUBCOMMAND, f"subcommand {req.sub_command}") from None
     if sub in _NEXT:
         return _next(ctx, sub)
