@@ -108,8 +108,10 @@ class Authenticator:
             Command.GET_NEXT_ASSERTION: Route(None, lambda ctx, _req: get_next_assertion(ctx)),
             Command.GET_INFO: Route(None, lambda ctx, _req: _get_info(ctx)),
             Command.RESET: Route(None, lambda ctx, _req: self._reset()),
-            Command.SELECTION: Route(None, lambda ctx, _req: _selection()),
         }
+        if _CTAP_2_1_VERSIONS & set(config.versions):
+            # authenticatorSelection is CTAP 2.1 (§6.9); a CTAP 2.0 key does not know it.
+            self._routes[Command.SELECTION] = Route(None, lambda ctx, _req: _selection())
         unknown = set(config.extensions) - set(EXTENSIONS)
         if unknown:
             raise ValueError(f"unknown extensions in the profile: {sorted(unknown)}")
@@ -274,6 +276,7 @@ class Authenticator:
 
 
 _ASSERTION_CONTINUATION: tuple[Command, ...] = (Command.GET_NEXT_ASSERTION,)
+_CTAP_2_1_VERSIONS: frozenset[str] = frozenset({"FIDO_2_1", "FIDO_2_2"})
 
 
 def _selection() -> Handler[None]:

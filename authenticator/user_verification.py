@@ -298,8 +298,9 @@ def verify_user(
         and not uv
         and not (uv_not_required and not rk)
     ):
-        # CTAP 2.1 §6.1.2 steps 7-8 (CTAP 2.0: PIN_REQUIRED, the same code).
-        if pin_helps:
+        # CTAP 2.1 §6.1.2 steps 7-8 (CTAP 2.0: PIN_REQUIRED, the same code): a token helps
+        # only when a PIN is set ("clientPin" true); built-in UV alone: OPERATION_DENIED.
+        if pin_helps and pin_is_set(ctx):
             raise CtapError(CtapStatus.PUAT_REQUIRED, "this device requires user verification")
         raise CtapError(CtapStatus.OPERATION_DENIED, "user verification is required")
 
