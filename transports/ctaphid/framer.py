@@ -334,7 +334,7 @@ class CtapHidFramer:
     def _init(self, packet: InitPacket) -> list[HidEvent]:
         """CTAPHID_INIT (§11.2.9.1.3): allocate a channel, or resynchronise one."""
         cid = packet.cid
-        if cid == RESERVED_CID:
+        if cid != BROADCAST_CID and cid not in self._channels:  # RESERVED_CID never is
             return [self._error(cid, HidError.INVALID_CHANNEL)]
         if packet.length != INIT_NONCE_SIZE:
             return [self._error(cid, HidError.INVALID_LEN)]
@@ -342,7 +342,7 @@ class CtapHidFramer:
         if cid == BROADCAST_CID:
             new_cid = self._allocate()
             events.append(ChannelAllocated(new_cid))
-        elif cid in self._channels:
+        else:
             new_cid = cid
             self._channels.move_to_end(cid)
             transaction = self._transaction
@@ -350,8 +350,6 @@ class CtapHidFramer:
                 self._transaction = None
                 if isinstance(transaction, _Processing):
                     events.append(Abort(transaction.request))
-        else:
-            return [self._error(cid, HidError.INVALID_CHANNEL)]
         major, minor, build = self.settings.device_version
         body = _INIT_RESPONSE.pack(
             packet.data[:INIT_NONCE_SIZE],
