@@ -1,0 +1,187 @@
+"""``fidoemu serve``/``doctor`` without a kernel: argument handling, the USB profile, PIN
+presetting through the protocol, and every doctor finding against a fake /dev and /sys."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from fido2.ctap2 import Ctap2
+
+from authenticator import SECURITY_KEY, Authenticator
+from transports.cli import CommandFailed
+from transports.inprocess import InProcessDevice
+from transports.uhid import cli, doctor
+from transports.uhid.doctor import System, Verdict
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return cli.build_parser().parse_args(list(argv))
+
+
+def test_serve_defaults() -> None:
+    args = parse("serve")
+    assert (args.profile, args.presence, args.store, args.pin) == (
+        "security-key",
+        "auto",
+        None,
+        None,
+    )
+
+
+def test_usb_config_caps_the_message_size_and_offers_the_preview_command() -> None:
+    config = cli.usb_config(SECURITY_KEY)
+    assert config.max_msg_size == 1200
+    assert config.credential_management_preview
+
+
+def test_default_serial_is_stable_per_store(tmp_path: Path) -> None:
+    first = cli.default_serial(tmp_path / "a.sqlite")
+    assert first == cli.default_serial(tmp_path / "a.sqlite")
+    assert first != cli.default_serial(tmp_path / "b.sqlite")
+    assert first.startswith("fidoemu-") and len(first) <= 63
+
+
+def test_serve_without_uhid_fails_with_the_doctor_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(
+        ["serve", "--store", str(tmp_path / "s.sqlite"), "--uhid", str(tmp_path / "no-uhid")]
+    )
+    assert status == 1
+    assert "fidoemu doctor" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_name_the_kernel_would_cut(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["serve", "--store", str(tmp_path / "s.sqlite"), "--name", "x" * 200])
+    assert status == 2
+    assert "name must be at most 127 bytes" in capsys.readouterr().err
+
+
+def test_pin_is_preset_once_through_the_protocol() -> None:
+    authenticator = Authenticator(strict=True)
+    cli._preset_pin(authenticator, "123456")
+    assert Ctap2(InProcessDevice(authenticator)).get_info().options["clientPin"] is True
+    cli._preset_pin(authenticator, "999999")  # already set: left alone, no retry spent
+    from fido2.ctap2 import ClientPin
+
+    client_pin = ClientPin(Ctap2(InProcessDevice(authenticator)))
+    assert client_pin.get_pin_retries()[0] == 8
+    client_pin.get_pin_token("123456")
+
+
+def test_pin_too_short_is_reported() -> None:
+    with pytest.raises(CommandFailed, match="PIN"):
+        cli._preset_pin(Authenticator(strict=True), "1")
+
+
+# -- doctor ------------------------------------------------------------------------------------
+
+
+def fake_system(tmp_path: Path, uid: int = 1000, gids: frozenset[int] = frozenset()) -> System:
+    return System(root=tmp_path, uid=uid, gids=gids, kernel_release="6.1.0-test", user="alice")
+
+
+def kernel_config(tmp_path: Path, line: str) -> None:
+    (tmp_path / "boot").mkdir(exist_ok=True)
+    (tmp_path / "boot" / "config-6.1.0-test").write_text(f"CONFIG_HID=y\n{line}\n")
+
+
+def char_device_stand_in(path: Path, mode: int) -> None:
+    """A regular file cannot pass for a character device, so patch os.stat results instead."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("")
+    path.chmod(mode)
+
+
+def test_missing_module_is_fixed_with_modprobe(tmp_path: Path) -> None:
+    kernel_config(tmp_path, "CONFIG_UHID=m")
+    [finding] = doctor.check_uhid(fake_system(tmp_path))
+    assert finding.verdict is Verdict.FAIL
+    assert finding.fix[0] == "sudo modprobe uhid"
+    assert "modules-load.d" in finding.fix[1]
+
+
+def test_kernel_without_uhid_is_explained(tmp_path: Path) -> None:
+    kernel_config(tmp_path, "# CONFIG_UHID is not set")
+    [finding] = doctor.check_uhid(fake_system(tmp_path))
+    assert finding.verdict is Verdict.FAIL and "CONFIG_UHID" in finding.summary
+
+
+def test_loaded_module_without_node(tmp_path: Path) -> None:
+    (tmp_path / "sys" / "module" / "uhid").mkdir(parents=True)
+    [finding] = doctor.check_uhid(fake_system(tmp_path))
+    assert "mknod" in finding.fix[0]
+
+
+def test_uhid_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    device = tmp_path / "dev" / "uhid"
+    char_device_stand_in(device, 0o600)
+    real_stat = Path.stat
+
+    def as_char_device(self: Path, **kwargs: object) -> os.stat_result:
+        result = real_stat(self)
+        if self == device:
+            fields = list(result)
+            fields[0] = stat.S_IFCHR | stat.S_IMODE(result.st_mode)
+            fields[4], fields[5] = 0, 0  # root:root
+            return os.stat_result(fields)
+        return result
+
+    monkeypatch.setattr(Path, "stat", as_char_device)
+    [denied] = doctor.check_uhid(fake_system(tmp_path))
+    assert denied.verdict is Verdict.FAIL
+    assert any("usermod -aG fidoemu alice" in line for line in denied.fix)
+    assert any("70-fidoemu.rules" in line for line in denied.fix)
+    [as_root] = doctor.check_uhid(fake_system(tmp_path, uid=0))
+    assert as_root.verdict is Verdict.OK
+    device.chmod(0o660)
+    [by_group] = doctor.check_uhid(fake_system(tmp_path, gids=frozenset({0})))
+    assert by_group.verdict is Verdict.OK
+
+
+def test_hidraw_findings(tmp_path: Path) -> None:
+    assert doctor.check_hidraw(fake_system(tmp_path))[0].verdict is Verdict.OK  # none yet
+    node = tmp_path / "sys" / "class" / "hidraw" / "hidraw3" / "device"
+    node.mkdir(parents=True)
+    from transports.uhid.events import FIDO_REPORT_DESCRIPTOR
+
+    (node / "report_descriptor").write_bytes(FIDO_REPORT_DESCRIPTOR)
+    (node / "uevent").write_text("HID_NAME=fidoemu security-key\nHID_UNIQ=x\n")
+    assert doctor.fido_hidraw_nodes(fake_system(tmp_path)) == [("hidraw3", "fidoemu security-key")]
+    [missing] = doctor.check_hidraw(fake_system(tmp_path))
+    assert missing.verdict is Verdict.FAIL and "no device node" in missing.summary
+    device = tmp_path / "dev" / "hidraw3"
+    char_device_stand_in(device, 0o600)
+    [root_only] = doctor.check_hidraw(fake_system(tmp_path, uid=0))
+    assert root_only.verdict is Verdict.FAIL and "browsers" in root_only.summary
+    device.chmod(0o666)
+    [open_to_all] = doctor.check_hidraw(fake_system(tmp_path, uid=0))
+    assert open_to_all.verdict is Verdict.OK
+
+
+def test_udev_rule_detection_and_report(tmp_path: Path) -> None:
+    [absent] = doctor.check_udev_rule(fake_system(tmp_path))
+    assert absent.verdict is Verdict.WARN
+    rules = tmp_path / "etc" / "udev" / "rules.d"
+    rules.mkdir(parents=True)
+    (rules / "70-fidoemu.rules").write_text("")
+    [present] = doctor.check_udev_rule(fake_system(tmp_path))
+    assert present.verdict is Verdict.OK
+    out = io.StringIO()
+    assert doctor.report([absent, present], out) == 0
+    assert "fix: sudo install" in out.getvalue()
+    assert doctor.report(doctor.check_uhid(fake_system(tmp_path)), io.StringIO()) == 1
+
+
+def test_shipped_udev_rule_matches_the_default_ids() -> None:
+    rule = (Path(__file__).resolve().parents[2] / "docs" / "70-fidoemu.rules").read_text()
+    assert 'KERNEL=="uhid"' in rule
+    assert "0003:1209:0001.*" in rule
+    assert 'TAG+="uaccess"' in rule
