@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Final
 
 from authenticator import cbor
 from authenticator.attestation import STATE_PREFIX as ATTESTATION_STATE
@@ -222,8 +222,8 @@ class Authenticator:
             log.exception("internal error in command 0x%02x", message[0] if message else -1)
             return bytes([CtapStatus.OTHER])
         if response is None:
-            return self._misbehave(message, bytes([CtapStatus.OK]))
-        encoded = bytes([CtapStatus.OK]) + cbor.encode_response(response, verify=self.strict)
+            return self._misbehave(message, _OK)
+        encoded = _OK + cbor.encode_response(response, verify=self.strict)
         return self._misbehave(message, encoded)
 
     def _misbehave(self, message: bytes, response: bytes) -> bytes:
@@ -276,6 +276,7 @@ class Authenticator:
 
 
 _ASSERTION_CONTINUATION: tuple[Command, ...] = (Command.GET_NEXT_ASSERTION,)
+_OK: Final = bytes([CtapStatus.OK])
 _CTAP_2_1_VERSIONS: frozenset[str] = frozenset({"FIDO_2_1", "FIDO_2_2"})
 
 

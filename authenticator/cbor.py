@@ -117,14 +117,22 @@ def encode_internal(value: Any) -> bytes:
     return cbor2.dumps(value)
 
 
+_ONE_BYTE_KEY_RANKS: Final = {key: key if key >= 0 else 31 - key for key in range(-24, 24)}
+"""The encoded byte of each integer key that encodes in one byte: its rank in canonical order."""
+
+
 def encode_response(response: dict[int, Any], *, verify: bool = False) -> bytes:
     """Encode an integer-keyed map whose nested maps were built in canonical order.
 
-    Only the top level is sorted here (handlers add optional keys in any order); a canonical
-    re-encode of the whole tree costs three times as much. ``verify`` (strict mode, so every
-    test) checks the result against the full canonical encoding.
+    Only the top level is sorted here, and only when its keys are out of order (handlers may
+    add optional keys in any order); a canonical re-encode of the whole tree costs three times
+    as much. ``verify`` (strict mode, so every test) checks the result against the full
+    canonical encoding.
     """
-    encoded = cbor2.dumps(dict(sorted(response.items(), key=_int_key_order)))
+    ranks = list(map(_ONE_BYTE_KEY_RANKS.get, response))  # None: a longer key
+    if None in ranks or ranks != sorted(ranks):  # type: ignore[type-var]
+        response = dict(sorted(response.items(), key=_int_key_order))
+    encoded = cbor2.dumps(response)
     if verify and encoded != encode(response):
         raise AssertionError("a response map was not built in canonical key order")
     return encoded

@@ -4,6 +4,7 @@ in the store."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -33,7 +34,9 @@ MASTER_KEY_STATE: Final = "device/master_key"
 KEY_CACHE_SIZE: Final = 1024
 
 
+@functools.lru_cache(maxsize=256)
 def rp_id_hash(rp_id: str) -> bytes:
+    """SHA-256 of the RP ID; remembered, since a client keeps talking to the same few RPs."""
     return hashlib.sha256(rp_id.encode()).digest()
 
 

@@ -224,14 +224,16 @@ def _sign(
 ) -> dict[int, Any]:
     flags |= candidate.backup_flags
     # Step 10: extensions, per credential (getNextAssertion too).
-    auth = extensions.Authentication(
-        ctx, rp_id, user_verified=user_verified, user_present=bool(flags & UP)
-    )
+    auth = None
     if extension_inputs:
+        auth = extensions.Authentication(
+            ctx, rp_id, user_verified=user_verified, user_present=bool(flags & UP)
+        )
         extensions.authentication_outputs(auth, extension_inputs, candidate.view(rp_id))
     # The counter is durable before the signature carrying it exists (WebAuthn §6.1.1).
     sign_count = ctx.next_sign_count(candidate.credential_id)
-    auth_data = build_auth_data(rp_hash, flags, sign_count, None, auth.outputs)
+    outputs = None if auth is None else auth.outputs
+    auth_data = build_auth_data(rp_hash, flags, sign_count, None, outputs)
     signature = candidate.key.sign(auth_data + client_data_hash)
     response: dict[int, Any] = {
         GetAssertionResponseKey.CREDENTIAL: {"id": candidate.credential_id, "type": PUBLIC_KEY},
@@ -249,8 +251,9 @@ def _sign(
             if stored.user_display_name is not None:
                 user["displayName"] = stored.user_display_name
         response[GetAssertionResponseKey.USER] = user
-    if auth.large_blob_key is not None:
-        response[GetAssertionResponseKey.LARGE_BLOB_KEY] = auth.large_blob_key
-    if auth.unsigned_outputs:
-        response[GetAssertionResponseKey.UNSIGNED_EXTENSION_OUTPUTS] = auth.unsigned_outputs
+    if auth is not None:
+        if auth.large_blob_key is not None:
+            response[GetAssertionResponseKey.LARGE_BLOB_KEY] = auth.large_blob_key
+        if auth.unsigned_outputs:
+            response[GetAssertionResponseKey.UNSIGNED_EXTENSION_OUTPUTS] = auth.unsigned_outputs
     return response

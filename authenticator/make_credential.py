@@ -7,7 +7,7 @@ from typing import Any
 from authenticator import extensions
 from authenticator.auth_data import BE, BS, UP, UV, AttestedCredentialData, build_auth_data
 from authenticator.commands import MakeCredentialResponseKey
-from authenticator.config import AttestationFormat, NonResident
+from authenticator.config import AttestationFormat, AuthenticatorConfig, NonResident
 from authenticator.config_command import enterprise_attestation
 from authenticator.context import Context, Handler, rp_id_hash
 from authenticator.credential import (
@@ -36,7 +36,7 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
     )
 
     # Step 3: the first entry of pubKeyCredParams we support, in the RP's order.
-    algorithm = next((a for a in req.algorithms if config.supports(a)), None)
+    algorithm = _first_supported(req.algorithms, config)
     if algorithm is None:
         raise CtapError(CtapStatus.UNSUPPORTED_ALGORITHM, "no supported pubKeyCredParams entry")
 
@@ -101,15 +101,16 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
         credential_id = wrap_credential_id(ctx.sealer, rp_hash, key, reg.cred_protect, reg.extra)
     else:
         credential_id = _store(ctx, req, rp_hash, key, rk, reg)
-    view = extensions.CredentialView(
-        credential_id,
-        req.rp.id,
-        wrapped,
-        reg.cred_protect,
-        reg.extra,
-        {} if wrapped else reg.secrets,
-    )
-    extensions.registration_outputs(reg, extension_inputs, view)
+    if extension_inputs:
+        view = extensions.CredentialView(
+            credential_id,
+            req.rp.id,
+            wrapped,
+            reg.cred_protect,
+            reg.extra,
+            {} if wrapped else reg.secrets,
+        )
+        extensions.registration_outputs(reg, extension_inputs, view)
 
     # Step 16-19: authenticator data and attestation.
     fmt = AttestationFormat.PACKED if enterprise else config.attestation
@@ -136,6 +137,13 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
     if reg.unsigned_outputs:
         response[MakeCredentialResponseKey.UNSIGNED_EXTENSION_OUTPUTS] = reg.unsigned_outputs
     return response
+
+
+def _first_supported(algorithms: tuple[int, ...], config: AuthenticatorConfig) -> int | None:
+    for algorithm in algorithms:
+        if config.supports(algorithm):
+            return algorithm
+    return None
 
 
 def _store(

@@ -23,7 +23,12 @@ CLIENT_DATA_HASH_LENGTH: Final = 32
 PUBLIC_KEY: Final = "public-key"
 
 
+_ABSENT: Final = object()
+
+
 def _typed(value: Any, kind: type[T], what: str) -> T:
+    if type(value) is kind:  # the decoder's exact types: the common case, checked first
+        return value
     # bool is an int subclass in Python; CBOR keeps them apart.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise CtapError(CtapStatus.CBOR_UNEXPECTED_TYPE, f"{what} must be {kind.__name__}")
@@ -31,19 +36,23 @@ def _typed(value: Any, kind: type[T], what: str) -> T:
 
 
 def required(params: Mapping[Any, Any], key: Any, kind: type[T], what: str) -> T:
-    if key not in params:
+    value = params.get(key, _ABSENT)
+    if value is _ABSENT:
         raise CtapError(CtapStatus.MISSING_PARAMETER, f"{what} is missing")
-    return _typed(params[key], kind, what)
+    return _typed(value, kind, what)
 
 
 def optional(params: Mapping[Any, Any], key: Any, kind: type[T], what: str) -> T | None:
-    if key not in params:
+    value = params.get(key, _ABSENT)
+    if value is _ABSENT:
         return None
-    return _typed(params[key], kind, what)
+    return _typed(value, kind, what)
 
 
 def truncate_utf8(text: str, limit: int = MAX_NAME_BYTES) -> str:
     """Cut at a character boundary so the result is valid UTF-8 (CTAP 2.1 §6.1)."""
+    if len(text) * 4 <= limit:
+        return text  # no code point takes more than 4 bytes: nothing to cut (the usual case)
     return text.encode()[:limit].decode("utf-8", errors="ignore")
 
 
@@ -164,9 +173,9 @@ class MakeCredentialRequest:
             enterprise_attestation=optional(
                 params, k.ENTERPRISE_ATTESTATION, int, "enterpriseAttestation"
             ),
-            attestation_formats_preference=tuple(
-                _typed(f, str, "attestation format") for f in formats or ()
-            ),
+            attestation_formats_preference=()
+            if formats is None
+            else tuple(_typed(f, str, "attestation format") for f in formats),
         )
 
 
