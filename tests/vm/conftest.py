@@ -6,4 +6,4 @@ from __future__ import annotations
 
 import os
 
-collect_ignore_glob = [] if os.environ.get("FIDOEMU_VM_GUEST") == "1" else ["guest/*"]
+collect_ignore = [] if os.environ.get("FIDOEMU_VM_GUEST") == "1" else ["guest"]
