@@ -59,6 +59,7 @@ from transports.inprocess import InProcessDevice
 ROW_PROVIDERS: Final[list[str]] = [
     "transports.bench:core_rows",
     "transports.webauthn.bench:bench_rows",
+    "transports.ctaphid.bench:framer_rows",
 ]
 """Benchmark row providers, as ``"module:function"``; add yours here."""
 
