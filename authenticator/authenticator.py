@@ -161,7 +161,7 @@ class Authenticator:
         if not self.config.u2f:
             return Done(u2f_error_response("INS_NOT_SUPPORTED"))
         self._ctx.pending = None
-        return self._advance(process_apdu(self._ctx, apdu), None)
+        return self._advance(self._u2f_command(apdu), None)
 
     def resume(self, presence: Presence) -> Step:
         """Answer the ``NeedPresence`` the last step asked for."""
@@ -225,6 +225,13 @@ class Authenticator:
             return self._misbehave(message, _OK)
         encoded = _OK + cbor.encode_response(response, verify=self.strict)
         return self._misbehave(message, encoded)
+
+    def _u2f_command(self, apdu: bytes) -> Generator[NeedPresence, Presence, bytes]:
+        response = yield from process_apdu(self._ctx, apdu)
+        faults = self.faults
+        if faults is None or not faults.active():
+            return response
+        return faults.apply_u2f(self._ctx, apdu, response)  # the same one place, for CTAP1
 
     def _misbehave(self, message: bytes, response: bytes) -> bytes:
         """The one place deliberate faults apply, to a response already built correctly."""

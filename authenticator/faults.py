@@ -1,8 +1,9 @@
 """Deliberate misbehaviour for relying-party tests (how a device can go wrong, as opposed to
 ``AuthenticatorConfig``, what it is). Every flag is off by default.
 
-Faults are applied in one place, ``Faults.apply``, called by ``Authenticator`` after a correct
-response has been built, so the correct paths stay free of test switches. A fault that changes
+Faults are applied in one place, ``Faults.apply`` (CTAP2) and ``Faults.apply_u2f`` (CTAP1
+U2F_AUTHENTICATE), called by ``Authenticator`` after a correct response has been built, so the
+correct paths stay free of test switches. A fault that changes
 signed data (authenticator data) signs again with the right key, so that the one thing wrong
 with the response is the fault itself: a relying party that passes a test with
 ``wrong_rp_id_hash`` set is checking signatures but not the RP ID hash (WebAuthn §7.1 step 15,
@@ -27,6 +28,7 @@ from authenticator.commands import (
 from authenticator.context import Context, rp_id_hash
 from authenticator.keys import CredentialKey
 from authenticator.status import CtapStatus
+from authenticator.u2f import Apdu, ApduError, StatusWord, U2fInstruction
 
 # Authenticator data layout (WebAuthn §6.1): rpIdHash, flags, signCount, attested data.
 _FLAGS: Final = 32
@@ -108,6 +110,47 @@ class Faults:
         if command in (Command.GET_ASSERTION, Command.GET_NEXT_ASSERTION):
             return self._assertion(ctx, message, response)
         return response
+
+    def apply_u2f(self, ctx: Context, apdu: bytes, response: bytes) -> bytes:
+        """The response as the misbehaving device sends it, for a CTAP1/U2F ``apdu``.
+
+        U2F_AUTHENTICATE only (FIDO U2F raw messages §5.4): its response is user presence
+        (1 byte), counter (4), signature (DER), status word (2), over ``application ·
+        presence · counter · challenge``. ``counter_regression``, ``sign_count`` and
+        ``user_present_off`` re-sign; ``invalid_signature`` corrupts the signature.
+        """
+        if (
+            len(apdu) < 7
+            or apdu[1] != U2fInstruction.AUTHENTICATE
+            or response[-2:] != _U2F_OK
+            or len(response) < _U2F_SIGNATURE + 2
+        ):
+            return response
+        try:
+            request = Apdu.parse(apdu)
+        except ApduError:
+            return response
+        challenge, application = request.data[:32], request.data[32:64]
+        key_handle = request.data[65:]
+        presence, counter = response[0], response[1:_U2F_SIGNATURE]
+        signature = response[_U2F_SIGNATURE:-2]
+        new_presence = presence & ~AuthDataFlag.UP if self.user_present_off else presence
+        if self.sign_count is not None:
+            counter = struct.pack(">I", self.sign_count & 0xFFFFFFFF)
+        if self.counter_regression:
+            count = struct.unpack(">I", counter)[0]
+            counter = struct.pack(
+                ">I", self._frozen_counters.setdefault(key_handle, max(1, count - 1))
+            )
+        if (new_presence, counter) != (presence, response[1:_U2F_SIGNATURE]):
+            unwrapped = ctx.unwrap(application, key_handle)
+            if unwrapped is None:  # it signed a moment ago, so it unwraps now
+                raise LookupError("a faulted U2F response names a key handle it cannot unwrap")
+            signed = application + bytes([new_presence]) + counter + challenge
+            signature = unwrapped.key.sign(signed)
+        if self.invalid_signature:
+            signature = _corrupt(signature)
+        return bytes([new_presence]) + counter + signature + _U2F_OK
 
     # -- internals ------------------------------------------------------------------------
 
@@ -194,6 +237,8 @@ class Faults:
 
 
 _COMMANDS: Final = frozenset(int(c) for c in Command)
+_U2F_OK: Final = struct.pack(">H", StatusWord.NO_ERROR)
+_U2F_SIGNATURE: Final = 5  # U2F_AUTHENTICATE response: presence(1), counter(4), signature
 
 
 def _corrupt(data: bytes) -> bytes:
