@@ -59,6 +59,7 @@ from transports.webauthn.codec import (
     spki_from_cose,
 )
 from transports.webauthn.ctap_extensions import (
+    PinUvToken,
     SaltRequest,
     SaltSession,
     authentication_salts,
@@ -138,6 +139,9 @@ class Ceremony:
     user: ScriptedUser
     trace: Trace | None
     elapsed: float = 0.0
+    # largeBlob.write asked for: a PIN token then also carries lbw (CTAP 2.1 §6.10.2).
+    large_blob_write: bool = False
+    pin_uv_token: PinUvToken | None = field(default=None, repr=False)
 
     def elapse(self, seconds: float, port: Port) -> None:
         """The user took ``seconds``; past the timeout the client cancels (§5.1.3 step 22)."""
@@ -463,6 +467,11 @@ class WebAuthnClient:
                 raise NotSupportedError("largeBlob.write needs exactly one allowCredentials entry")
             if "largeBlobKey" in info.extensions:
                 ctap_extensions["largeBlobKey"] = True
+                ceremony.large_blob_write = True
+                if uv == "discouraged" and info.options.get("clientPin") is True:
+                    # A PIN-protected key writes only with an lbw token (CTAP 2.1 §6.10.2):
+                    # the PIN is asked for even though the RP discouraged verification.
+                    selection = Selection(None, "discouraged", "preferred")
         if ctap_extensions:
             request[GetAssertionKey.EXTENSIONS] = _canonical_keys(ctap_extensions)
         salts = None
@@ -481,12 +490,13 @@ class WebAuthnClient:
             raise NotAllowedError("The authenticator returned no credential.")
         result = _authentication_json(body, credential["id"], client_data, info, extensions)
         if extensions:
-            self._authentication_outputs(port, body, extensions, salts, result)
+            self._authentication_outputs(port, ceremony, body, extensions, salts, result)
         return result
 
     def _authentication_outputs(
         self,
         port: CorePort | DevicePort,
+        ceremony: Ceremony,
         body: dict[int, Any],
         extensions: Mapping[str, Any],
         salts: _Salts | None,
@@ -509,7 +519,9 @@ class WebAuthnClient:
                 results["largeBlob"] = {} if blob is None else {"blob": b64url(blob)}
             elif large_blob.get("write") is not None:
                 data = b64url_decode(large_blob["write"], "largeBlob.write")
-                written = isinstance(key, bytes) and write_large_blob(port.ctap_device(), key, data)
+                written = isinstance(key, bytes) and write_large_blob(
+                    port.ctap_device(), key, data, ceremony.pin_uv_token
+                )
                 results["largeBlob"] = {"written": written}
 
     # -- the steps ---------------------------------------------------------------------------
@@ -714,6 +726,10 @@ class WebAuthnClient:
             if command == Command.MAKE_CREDENTIAL
             else ClientPin.PERMISSION.GET_ASSERTION
         )
+        if ceremony.large_blob_write:
+            # One token for the assertion and the write; getAssertion keeps only lbw (CTAP
+            # 2.1 §6.2.2), which is what the write after it needs.
+            permission |= ClientPin.PERMISSION.LARGE_BLOB_WRITE
         while True:
             waited, pin = ceremony.user.pin(ceremony.rp_id)
             ceremony.elapse(waited, port)
@@ -731,6 +747,7 @@ class WebAuthnClient:
                     status=_STATUS_BY_BYTE.get(int(error.code)),
                 ) from None
             break
+        ceremony.pin_uv_token = PinUvToken(client_pin.protocol, token)
         client_data_hash_key = (
             MakeCredentialKey.CLIENT_DATA_HASH
             if command == Command.MAKE_CREDENTIAL

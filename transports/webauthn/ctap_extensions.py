@@ -145,13 +145,27 @@ def read_large_blob(device: CtapDevice, key: bytes) -> bytes | None:
     return LargeBlobs(Ctap2(device)).get_blob(key)
 
 
-def write_large_blob(device: CtapDevice, key: bytes, data: bytes) -> bool:
-    """Write without a token: works while the authenticator has no PIN and no alwaysUv (a
-    protected one needs an lbw pinUvAuthToken, CTAP 2.1 §6.10.2)."""
+@dataclass(frozen=True, slots=True)
+class PinUvToken:
+    """A pinUvAuthToken the client obtained in this ceremony, with the protocol that made it."""
+
+    protocol: PinProtocol
+    token: bytes = field(repr=False)
+
+
+def write_large_blob(
+    device: CtapDevice, key: bytes, data: bytes, token: PinUvToken | None = None
+) -> bool:
+    """Write the credential's blob. Without ``token`` this works only while the authenticator
+    has no PIN and no alwaysUv; a protected one needs a pinUvAuthToken with the lbw permission
+    (CTAP 2.1 §6.10.2 step 3)."""
     from fido2.ctap import CtapError
 
     try:
-        LargeBlobs(Ctap2(device)).put_blob(key, data)
+        if token is None:
+            LargeBlobs(Ctap2(device)).put_blob(key, data)
+        else:
+            LargeBlobs(Ctap2(device), token.protocol, token.token).put_blob(key, data)
     except CtapError:
         return False
     return True
