@@ -12,7 +12,11 @@ from fido2.client import DefaultClientDataCollector, Fido2Client, UserInteractio
 from fido2.ctap2 import Ctap2
 from fido2.ctap2.extensions import LargeBlobExtension
 from fido2.ctap2.pin import ClientPin
-from fido2.webauthn import PublicKeyCredentialDescriptor, PublicKeyCredentialRequestOptions
+from fido2.webauthn import (
+    PublicKeyCredentialDescriptor,
+    PublicKeyCredentialRequestOptions,
+    PublicKeyCredentialType,
+)
 
 from authenticator import Authenticator
 from tests.unit.test_webauthn_client_extensions import create_options, get_options
@@ -63,7 +67,9 @@ def read_with_fido2(authenticator: Authenticator, credential_id: str) -> Any:
         challenge=os.urandom(32),
         rp_id=RP_ID,
         allow_credentials=[
-            PublicKeyCredentialDescriptor(type="public-key", id=b64url_decode(credential_id, "id"))
+            PublicKeyCredentialDescriptor(
+                type=PublicKeyCredentialType.PUBLIC_KEY, id=b64url_decode(credential_id, "id")
+            )
         ],
         extensions={"largeBlob": {"read": True}},
     )
