@@ -34,6 +34,9 @@ from authenticator.credential_management import (
 )
 from authenticator.extensions import REGISTRY as EXTENSIONS
 from authenticator.extensions import advertised as advertised_extensions
+from authenticator.extensions.pin_complexity_policy import (
+    advertise as advertise_pin_complexity_policy,
+)
 from authenticator.faults import Faults
 from authenticator.get_assertion import get_assertion, get_next_assertion
 from authenticator.keys import Entropy, SystemEntropy
@@ -315,6 +318,7 @@ def _get_info(ctx: Context) -> Handler[dict[int, Any]]:
         ),
     }
     advertise_pin_uv(ctx, options, info)
+    advertise_pin_complexity_policy(ctx, info)
     extensions = advertised_extensions(ctx)
     if extensions:
         info[GetInfoKey.EXTENSIONS] = extensions

@@ -13,7 +13,8 @@ protocol's key-agreement key. Every token issued replaces the previous one
 
 PIN rules (§6.5.5.5 steps 6-10): newPinEnc decrypts (else PIN_AUTH_INVALID) to exactly 64
 bytes (else INVALID_PARAMETER); the PIN is those bytes minus trailing zeros, at most 63 bytes
-of UTF-8, at least minPINLength code points (else PIN_POLICY_VIOLATION).
+of UTF-8, at least minPINLength code points and, while a CTAP 2.2 PIN complexity policy is
+enforced, compliant with it (else PIN_POLICY_VIOLATION; ``extensions.pin_complexity_policy``).
 
 Every subcommand checks in the spec's step order: all mandatory parameters first
 (MISSING_PARAMETER), then the protocol (INVALID_PARAMETER), then its own steps.
@@ -29,6 +30,7 @@ from typing import Any, Final
 
 from authenticator.commands import ClientPinKey, ClientPinResponseKey, ClientPinSubCommand
 from authenticator.context import Context, Handler
+from authenticator.extensions.pin_complexity_policy import require_complex_pin
 from authenticator.pin_protocol import PinProtocol, PinUvAuthProtocol, SharedSecret
 from authenticator.pin_token import ALL_PERMISSIONS, Permission
 from authenticator.requests import optional, required
@@ -153,12 +155,14 @@ def _new_pin(ctx: Context, secret: SharedSecret, new_pin_enc: bytes) -> tuple[by
     if len(pin) > MAX_PIN_BYTES:
         raise CtapError(CtapStatus.PIN_POLICY_VIOLATION, "the PIN is longer than 63 bytes")
     try:
-        code_points = len(pin.decode("utf-8"))
+        text = pin.decode("utf-8")
     except UnicodeDecodeError:
         # The spec says the PIN is UTF-8 and names no code; a policy violation says why.
         raise CtapError(CtapStatus.PIN_POLICY_VIOLATION, "the PIN is not UTF-8") from None
+    code_points = len(text)
     if code_points < min_pin_length(ctx):
         raise CtapError(CtapStatus.PIN_POLICY_VIOLATION, "the PIN is shorter than minPINLength")
+    require_complex_pin(ctx, text)  # CTAP 2.2: the PIN complexity policy, when enforced
     return hashlib.sha256(pin).digest()[:PIN_HASH_LENGTH], code_points
 
 

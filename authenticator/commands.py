@@ -93,6 +93,8 @@ class GetInfoKey(IntEnum):
     ATTESTATION_FORMATS = 0x16
     UV_COUNT_SINCE_LAST_PIN_ENTRY = 0x17
     LONG_TOUCH_FOR_RESET = 0x18
+    PIN_COMPLEXITY_POLICY = 0x1B  # CTAP 2.2
+    PIN_COMPLEXITY_POLICY_URL = 0x1C  # CTAP 2.2
 
 
 class ClientPinKey(IntEnum):
@@ -187,6 +189,7 @@ class SetMinPinLengthKey(IntEnum):
     NEW_MIN_PIN_LENGTH = 0x01
     MIN_PIN_LENGTH_RPIDS = 0x02
     FORCE_CHANGE_PIN = 0x03
+    PIN_COMPLEXITY_POLICY = 0x04  # CTAP 2.2
 
 
 class LargeBlobsKey(IntEnum):

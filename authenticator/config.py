@@ -23,8 +23,51 @@ DEFAULT_EXTENSIONS: Final = (
     "largeBlobKey",
     "minPinLength",
     "thirdPartyPayment",
+    "pinComplexityPolicy",
 )
 """Every extension fidoemu implements, enabled by default (see ``authenticator.extensions``)."""
+
+COMMON_PINS: Final = (
+    "0852",
+    "1379",
+    "1470",
+    "1793",
+    "2580",
+    "112233",
+    "123321",
+    "147258",
+    "159753",
+    "11223344",
+    "12344321",
+    "147258369",
+    "1q2w3e4r",
+    "abc123",
+    "admin",
+    "changeme",
+    "iloveyou",
+    "letmein",
+    "passw0rd",
+    "password",
+    "qwerty",
+    "qwertz",
+    "azerty",
+)
+"""Well-known PINs that pass the repeat and sequence rules (keypad lines, keyboard rows,
+common passwords): a default complexity policy refuses them (compared case-insensitively)."""
+
+
+@dataclass(frozen=True)
+class PinComplexityPolicy:
+    """A PIN complexity policy beyond minPINLength (CTAP 2.2 getInfo ``pinComplexityPolicy``):
+    while enforced, setPIN and changePIN refuse a new PIN that breaks a rule with
+    PIN_POLICY_VIOLATION. The spec leaves the rules to the vendor; these are the usual ones
+    (see ``authenticator.extensions.pin_complexity_policy``)."""
+
+    enforced: bool = False  # from the factory; setMinPINLength pinComplexityPolicy turns it on
+    reject_repeats: bool = True  # one shorter unit repeated: "1111", "1212", "abcabc"
+    reject_sequences: bool = True  # one run up or down by one: "1234", "9876", "7890", "abcd"
+    blocklist: tuple[str, ...] = COMMON_PINS  # refused whatever their case
+    url: str | None = None  # getInfo pinComplexityPolicyURL: where users read the rules
 
 
 class AttestationFormat(StrEnum):
@@ -92,6 +135,9 @@ class AuthenticatorConfig:
     per_credential_management_read_only: bool = True  # CTAP 2.2 pcmr, option "perCredMgmtRO"
     authenticator_config: bool = True  # authenticatorConfig 0x0D, "authnrCfg", "setMinPINLength"
     max_rpids_for_set_min_pin_length: int = 4  # getInfo 0x10
+    # CTAP 2.2 PIN complexity policy (getInfo 0x1B/0x1C, extension pinComplexityPolicy);
+    # None = not supported. Supported but not enforced by default; see docs/extensions.md.
+    pin_complexity_policy: PinComplexityPolicy | None = PinComplexityPolicy()
     enterprise_attestation: bool = False  # option "ep" (its value is whether it is enabled)
     enterprise_rp_ids: tuple[str, ...] = ()  # vendor-facilitated EA (ep=1) for these RP IDs
     reset_window: float = 10.0  # CTAP 2.1 §6.6: reset only this long after power-up
@@ -150,6 +196,7 @@ CTAP2_0_KEY: Final = replace(
     per_credential_management_read_only=False,
     authenticator_config=False,
     large_blobs=False,
+    pin_complexity_policy=None,  # a CTAP 2.2 feature
 )
 """A CTAP 2.0 key (like a 2019 security key): PIN protocol 1, no tokens with permissions,
 no credential management, no authenticatorConfig."""

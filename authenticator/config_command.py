@@ -1,5 +1,6 @@
 """authenticatorConfig (CTAP 2.1 §6.11): enableEnterpriseAttestation, toggleAlwaysUv and
-setMinPINLength (newMinPINLength, minPinLengthRPIDs, forceChangePin).
+setMinPINLength (newMinPINLength, minPinLengthRPIDs, forceChangePin, and CTAP 2.2's
+pinComplexityPolicy, see ``extensions.pin_complexity_policy``).
 
 Theory of operation: when the device is protected by a PIN or built-in UV, or alwaysUv is
 on, every subcommand carries a pinUvAuthParam: the token's MAC over ``32 * 0xff || 0x0d ||
@@ -18,6 +19,8 @@ from typing import Any, Final
 from authenticator import cbor
 from authenticator.commands import Command, ConfigKey, ConfigSubCommand, SetMinPinLengthKey
 from authenticator.context import Context, Handler
+from authenticator.extensions.pin_complexity_policy import enforce as enforce_pin_complexity_policy
+from authenticator.extensions.pin_complexity_policy import requested_in_set_min_pin_length
 from authenticator.pin_token import Permission
 from authenticator.requests import optional, required
 from authenticator.status import CtapError, CtapStatus
@@ -100,6 +103,7 @@ def _set_min_pin_length(ctx: Context, params: Mapping[Any, Any]) -> None:
     new = optional(params, k.NEW_MIN_PIN_LENGTH, int, "newMinPINLength")
     rp_ids_value = optional(params, k.MIN_PIN_LENGTH_RPIDS, list, "minPinLengthRPIDs")
     force = optional(params, k.FORCE_CHANGE_PIN, bool, "forceChangePin") or False
+    complexity = requested_in_set_min_pin_length(ctx, params)  # CTAP 2.2 pinComplexityPolicy
     rp_ids: tuple[str, ...] | None = None
     if rp_ids_value is not None:
         if not all(isinstance(r, str) for r in rp_ids_value):
@@ -118,6 +122,8 @@ def _set_min_pin_length(ctx: Context, params: Mapping[Any, Any]) -> None:
         set_min_pin_length_rp_ids(ctx, rp_ids)
     if pin_is_set(ctx) and (force or pin_length(ctx) < new):
         set_force_pin_change(ctx)
+    if complexity:
+        enforce_pin_complexity_policy(ctx)
 
 
 

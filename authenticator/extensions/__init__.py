@@ -25,6 +25,7 @@ from authenticator.extensions.cred_protect import CredProtect, CredProtectExtens
 from authenticator.extensions.hmac_secret import HmacSecretExtension, HmacSecretMcExtension
 from authenticator.extensions.large_blob_key import LargeBlobKeyExtension
 from authenticator.extensions.min_pin_length import MinPinLengthExtension
+from authenticator.extensions.pin_complexity_policy import PinComplexityPolicyExtension
 from authenticator.extensions.third_party_payment import ThirdPartyPaymentExtension
 from authenticator.status import CtapError, CtapStatus
 
@@ -58,6 +59,7 @@ REGISTRY: Final[dict[str, Extension]] = {
         LargeBlobKeyExtension(),
         MinPinLengthExtension(),
         ThirdPartyPaymentExtension(),
+        PinComplexityPolicyExtension(),
     )
 }
 """Every implemented extension by its CTAP identifier."""
