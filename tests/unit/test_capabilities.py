@@ -22,6 +22,7 @@ from authenticator.commands import (
     GetInfoKey,
     MakeCredentialKey,
     MakeCredentialResponseKey,
+    SetMinPinLengthKey,
 )
 from authenticator.extensions import REGISTRY
 from authenticator.pin_token import Permission
@@ -235,6 +236,44 @@ def test_extensions_work_exactly_when_advertised(profile: AuthenticatorConfig) -
         assert raw_info[GetInfoKey.MAX_CRED_BLOB_LENGTH] == profile.max_cred_blob_length
     else:
         assert GetInfoKey.MAX_CRED_BLOB_LENGTH not in raw_info
+
+
+def test_pin_complexity_policy_works_exactly_when_reported(profile: AuthenticatorConfig) -> None:
+    """CTAP 2.2: getInfo pinComplexityPolicy present = the device has a policy, true = it is
+    enforced; the extension is listed only where setMinPINLength can list RPs for it."""
+    auth, info = _device(profile)
+    listed = "pinComplexityPolicy" in info.extensions
+    if "clientPin" not in info.options:
+        assert info.pin_complexity_policy is None and not listed
+        return
+    if listed:
+        assert info.pin_complexity_policy is not None and info.options.get("setMinPINLength")
+    if info.pin_complexity_policy is not None and info.options.get("setMinPINLength"):
+        params = {
+            SetMinPinLengthKey.MIN_PIN_LENGTH_RPIDS: ["example.com"],
+            SetMinPinLengthKey.PIN_COMPLEXITY_POLICY: True,
+        }
+        request = {1: ConfigSubCommand.SET_MIN_PIN_LENGTH, 2: params}
+        assert call(auth, Command.CONFIG, request).status is CtapStatus.OK
+        info = Info.from_dict(call(auth, Command.GET_INFO).body)
+        assert info.pin_complexity_policy is True
+    made = call(
+        auth,
+        Command.MAKE_CREDENTIAL,
+        {
+            MakeCredentialKey.CLIENT_DATA_HASH: bytes(32),
+            MakeCredentialKey.RP: {"id": "example.com"},
+            MakeCredentialKey.USER: {"id": b"pcp"},
+            MakeCredentialKey.PUB_KEY_CRED_PARAMS: ES256,
+            MakeCredentialKey.EXTENSIONS: {"pinComplexityPolicy": True},
+        },
+    )
+    assert made.status is CtapStatus.OK
+    outputs = AuthenticatorData(made.body[MakeCredentialResponseKey.AUTH_DATA]).extensions or {}
+    assert outputs.get("pinComplexityPolicy", None) is (True if listed else None)
+    status = PinPlatform(auth, info.pin_uv_protocols[0]).set_pin("123456")
+    enforced = info.pin_complexity_policy is True
+    assert status is (CtapStatus.PIN_POLICY_VIOLATION if enforced else CtapStatus.OK)
 
 
 def test_get_next_assertion_exists_everywhere(profile: AuthenticatorConfig) -> None:
