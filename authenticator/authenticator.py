@@ -244,6 +244,8 @@ class Authenticator:
         return faults.apply(self._ctx, message, response)
 
     def _dispatch(self, message: bytes) -> Handler[dict[int, Any] | None]:
+        """The command's handler, ready to run; a message that cannot start one raises here
+        (a plain function, not a generator: one layer less for every yield and resume)."""
         if not message:
             raise CtapError(CtapStatus.INVALID_LENGTH, "empty message")
         command = message[0]
@@ -262,7 +264,7 @@ class Authenticator:
             except CtapError:
                 self._ctx.pending = None  # a malformed request continues nothing
                 raise
-        return (yield from route.handle(self._ctx, request))
+        return route.handle(self._ctx, request)
 
     def _reset(self) -> Handler[None]:
         ctx = self._ctx

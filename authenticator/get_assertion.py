@@ -64,9 +64,10 @@ class PendingAssertions:
 def get_assertion(ctx: Context, req: GetAssertionRequest) -> Handler[dict[int, Any]]:
     config = ctx.config
     # Steps 1-2: pinUvAuthParam / pinUvAuthProtocol.
-    yield from check_pin_uv_auth_param(
-        ctx, req.rp_id, req.pin_uv_auth_param, req.pin_uv_auth_protocol
-    )
+    if req.pin_uv_auth_param is not None:
+        yield from check_pin_uv_auth_param(
+            ctx, req.rp_id, req.pin_uv_auth_param, req.pin_uv_auth_protocol
+        )
 
     # Step 3: options.
     if "rk" in req.options:

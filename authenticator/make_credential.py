@@ -31,9 +31,10 @@ _WRAPPABLE = frozenset(
 def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[int, Any]]:
     config = ctx.config
     # Steps 1-2: pinUvAuthParam / pinUvAuthProtocol (zero-length probe, protocol support).
-    yield from check_pin_uv_auth_param(
-        ctx, req.rp.id, req.pin_uv_auth_param, req.pin_uv_auth_protocol
-    )
+    if req.pin_uv_auth_param is not None:
+        yield from check_pin_uv_auth_param(
+            ctx, req.rp.id, req.pin_uv_auth_param, req.pin_uv_auth_protocol
+        )
 
     # Step 3: the first entry of pubKeyCredParams we support, in the RP's order.
     algorithm = _first_supported(req.algorithms, config)

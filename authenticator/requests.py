@@ -37,6 +37,8 @@ def _typed(value: Any, kind: type[T], what: str) -> T:
 
 def required(params: Mapping[Any, Any], key: Any, kind: type[T], what: str) -> T:
     value = params.get(key, _ABSENT)
+    if type(value) is kind:  # as in _typed; repeated here to save a call per field
+        return value
     if value is _ABSENT:
         raise CtapError(CtapStatus.MISSING_PARAMETER, f"{what} is missing")
     return _typed(value, kind, what)
@@ -104,10 +106,10 @@ def parse_descriptors(value: Any, what: str, limit: int) -> tuple[CredentialDesc
         raise CtapError(CtapStatus.LIMIT_EXCEEDED, f"{what} exceeds maxCredentialCountInList")
     descriptors = []
     for entry in entries:
-        descriptor = _typed(entry, dict, f"{what} entry")
-        kind = required(descriptor, "type", str, f"{what} entry type")
-        credential_id = required(descriptor, "id", bytes, f"{what} entry id")
-        optional(descriptor, "transports", list, f"{what} entry transports")
+        descriptor = _typed(entry, dict, "credential descriptor")
+        kind = required(descriptor, "type", str, "credential descriptor type")
+        credential_id = required(descriptor, "id", bytes, "credential descriptor id")
+        optional(descriptor, "transports", list, "credential descriptor transports")
         if kind == PUBLIC_KEY:  # WebAuthn §5.8.3: ignore credential types we do not know
             descriptors.append(CredentialDescriptor(credential_id, kind))
     return tuple(descriptors)
@@ -115,9 +117,11 @@ def parse_descriptors(value: Any, what: str, limit: int) -> tuple[CredentialDesc
 
 def parse_options(value: Any) -> dict[str, bool]:
     options = _typed(value, dict, "options")
-    return {
-        _typed(k, str, "option name"): _typed(v, bool, f"option {k}") for k, v in options.items()
-    }
+    for name, flag in options.items():
+        _typed(name, str, "option name")
+        if type(flag) is not bool:
+            raise CtapError(CtapStatus.CBOR_UNEXPECTED_TYPE, f"option {name} must be bool")
+    return dict(options)
 
 
 def parse_client_data_hash(params: Mapping[Any, Any], key: Any) -> bytes:
