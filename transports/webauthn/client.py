@@ -45,8 +45,9 @@ from authenticator.commands import (
     MakeCredentialKey,
     MakeCredentialResponseKey,
 )
-from authenticator.presence import Done, NeedPresence
+from authenticator.presence import Done, NeedPresence, Presence
 from authenticator.status import CtapStatus
+from transports.inprocess import Decision, InProcessDevice
 from transports.webauthn.codec import (
     PUBLIC_KEY,
     b64url,
@@ -215,16 +216,18 @@ class CorePort:
         self.authenticator.cancel()
 
     def ctap_device(self) -> CtapDevice:
-        from transports.inprocess import InProcessDevice
-
         return InProcessDevice(self.authenticator)
 
 
 class DevicePort:
     """Any python-fido2 ``CtapDevice`` (InProcessDevice, CtapHidDevice on a uhid key, ...).
 
-    The device decides presence itself; the scripted user can still cancel or abort while
-    it waits (on its first UPNEEDED keepalive), which sends CTAPHID_CANCEL.
+    A foreign device decides presence itself; the scripted user can still cancel or abort
+    while it waits (on its first UPNEEDED keepalive), which sends CTAPHID_CANCEL. An
+    ``InProcessDevice`` takes the scripted user's touches, with their timing, whenever the
+    script queues one (``ScriptedUser.scripts_presence``): over its HID path a wait is
+    virtual time filled with keepalives, and a cancel, an abort or the ceremony's timer is
+    a CTAPHID_CANCEL from the host at that moment.
     """
 
     def __init__(self, device: CtapDevice, name: str) -> None:
@@ -258,10 +261,29 @@ class DevicePort:
             if touch.gesture is not Gesture.APPROVE or ceremony.elapsed >= ceremony.timeout:
                 event.set()
 
+        def decide(need: NeedPresence) -> Decision:
+            waited, touch = ceremony.user.presence(need)
+            gestures.append(touch.gesture)
+            remaining = ceremony.timeout - ceremony.elapsed
+            if waited >= remaining:  # the client's timer fires first: it cancels
+                ceremony.elapsed = ceremony.timeout
+                return Decision(Presence.CANCELLED, remaining)
+            ceremony.elapsed += waited
+            if touch.gesture is not Gesture.APPROVE and ceremony.trace is not None:
+                ceremony.trace.note(f"user: {touch.gesture.value} ({need.reason})")
+            return Decision(touch.presence, waited)
+
+        device = self.device
+        scripted = isinstance(device, InProcessDevice) and ceremony.user.scripts_presence
+        own = device.presence if scripted and isinstance(device, InProcessDevice) else None
         try:
+            if scripted and isinstance(device, InProcessDevice):
+                device.presence = decide
             response = self._call(message, event, on_keepalive)
         finally:
             self._event = None
+            if own is not None and isinstance(device, InProcessDevice):
+                device.presence = own
         if ceremony.trace is not None:
             ceremony.trace.record(self.name, message, response)
         if gestures and gestures[0] is Gesture.ABORT:

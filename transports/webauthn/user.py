@@ -5,9 +5,11 @@ Theory of operation: a ceremony asks the ``ScriptedUser`` three kinds of questio
 ``presence`` (the authenticator wants a touch or a built-in UV gesture), ``choose_authenticator``
 (several authenticators are attached) and ``choose_account`` (a discoverable login found several
 accounts). Each question takes the next action in the queue if it is of the right kind;
-``Wait`` actions before an answer add virtual seconds (never slept) that count against the
-ceremony's timeout. Actions of each kind are used in their queue order, so
-``then(choose_account(1))`` needs no touch before it; a question with no action of its kind
+``Wait`` actions before an answer, and a touch's own ``after`` (``approve(after=0.5)``,
+``time_out(after=1.5)``), add virtual seconds (never slept) that count against the ceremony's
+timeout; over ``InProcessDevice(hid=True)`` they are filled with keepalives every 100 ms.
+Actions of each kind are used in their queue order, so ``then(choose_account(1))`` needs no
+touch before it; a question with no action of its kind
 queued gets the default person: touch at once, first authenticator, first account, no PIN.
 ``assert_done()`` reports actions a test queued but no ceremony used.
 """
@@ -49,7 +51,11 @@ _PRESENCE: dict[Gesture, Presence] = {
 
 @dataclass(frozen=True, slots=True)
 class Touch:
+    """A gesture, ``after`` virtual seconds of the authenticator waiting for it (over HID,
+    keepalives every 100 ms meanwhile; the seconds count against the ceremony's timeout)."""
+
     gesture: Gesture
+    after: float = 0.0
 
     @property
     def presence(self) -> Presence:
@@ -85,28 +91,36 @@ Action = Touch | Wait | ChooseAuthenticator | ChooseAccount | EnterPin
 APPROVE = Touch(Gesture.APPROVE)
 
 
-def approve() -> Touch:
-    return APPROVE
+def _touch(gesture: Gesture, after: float) -> Touch:
+    if after < 0:
+        raise ValueError("time does not go backwards")
+    return Touch(gesture, after)
 
 
-def deny() -> Touch:
-    return Touch(Gesture.DENY)
+def approve(after: float = 0.0) -> Touch:
+    return APPROVE if not after else _touch(Gesture.APPROVE, after)
 
 
-def time_out() -> Touch:
-    return Touch(Gesture.TIME_OUT)
+def deny(after: float = 0.0) -> Touch:
+    return _touch(Gesture.DENY, after)
 
 
-def uv_fail() -> Touch:
-    return Touch(Gesture.UV_FAIL)
+def time_out(after: float = 0.0) -> Touch:
+    """The authenticator gives up waiting, ``after`` seconds into the wait (real keys wait
+    about 30 s; a short value keeps a HID test's keepalive count small)."""
+    return _touch(Gesture.TIME_OUT, after)
 
 
-def cancel() -> Touch:
-    return Touch(Gesture.CANCEL)
+def uv_fail(after: float = 0.0) -> Touch:
+    return _touch(Gesture.UV_FAIL, after)
 
 
-def abort() -> Touch:
-    return Touch(Gesture.ABORT)
+def cancel(after: float = 0.0) -> Touch:
+    return _touch(Gesture.CANCEL, after)
+
+
+def abort(after: float = 0.0) -> Touch:
+    return _touch(Gesture.ABORT, after)
 
 
 def wait(seconds: float) -> Wait:
@@ -168,6 +182,11 @@ class ScriptedUser:
     def clear(self) -> None:
         self._queue.clear()
 
+    @property
+    def scripts_presence(self) -> bool:
+        """A touch or a wait is queued: the script, not the device's own policy, decides."""
+        return any(isinstance(action, Touch | Wait) for action in self._queue)
+
     def assert_done(self) -> None:
         if self._queue:
             raise ScriptError(f"actions left unused: {list(self._queue)}")
@@ -183,7 +202,8 @@ class ScriptedUser:
         )
         touch = self._take(Touch)
         assert touch is None or isinstance(touch, Touch)  # noqa: S101 - _take's contract
-        return self._waits(), touch or APPROVE
+        waited = self._waits()
+        return (waited, APPROVE) if touch is None else (waited + touch.after, touch)
 
     def choose_authenticator(self, names: list[str]) -> tuple[float, int]:
         return self._choose("authenticator", names, ChooseAuthenticator)
