@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from authenticator import extensions
 from authenticator.auth_data import BE, BS, UP, UV, AttestedCredentialData, build_auth_data
@@ -23,6 +23,7 @@ from authenticator.requests import MakeCredentialRequest
 from authenticator.status import CtapError, CtapStatus
 from authenticator.user_verification import check_pin_uv_auth_param, verify_user
 
+_COSE_ALGORITHMS: Final = {int(a): a for a in CoseAlgorithm}  # a dict read: no enum call
 _WRAPPABLE = frozenset(
     {CoseAlgorithm.ES256, CoseAlgorithm.ES384, CoseAlgorithm.EDDSA, CoseAlgorithm.ED25519}
 )
@@ -86,7 +87,7 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
     extensions.prepare_registration(reg, extension_inputs)
 
     # Step 15: the credential.
-    key = CredentialKey.generate(CoseAlgorithm(algorithm), ctx.entropy)
+    key = CredentialKey.generate(algorithm, ctx.entropy)
     flags = UP | (UV if verified else 0)
     if config.backup_eligible:
         flags |= BE
@@ -140,10 +141,12 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
     return response
 
 
-def _first_supported(algorithms: tuple[int, ...], config: AuthenticatorConfig) -> int | None:
+def _first_supported(
+    algorithms: tuple[int, ...], config: AuthenticatorConfig
+) -> CoseAlgorithm | None:
     for algorithm in algorithms:
         if config.supports(algorithm):
-            return algorithm
+            return _COSE_ALGORITHMS[algorithm]
     return None
 
 

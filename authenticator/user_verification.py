@@ -278,7 +278,6 @@ def verify_user(
         uv = False  # CTAP 2.1 §6.1.2 step 5: a pinUvAuthParam takes precedence over "uv"
     if uv and not built_in_uv_configured(ctx):
         raise CtapError(CtapStatus.INVALID_OPTION, "uv: built-in UV is not configured")
-    protected = is_protected(ctx)
     # "clientPin is supported for the mc/ga permission": otherwise the PIN cannot help.
     pin_helps = config.client_pin and not config.no_mc_ga_permissions_with_client_pin
     always_uv = always_uv_enabled(ctx)
@@ -293,10 +292,10 @@ def verify_user(
     uv_not_required = config.make_cred_uv_not_required and not always_uv  # step 6.1
     if (
         permission is Permission.MC
-        and protected
         and param is None
         and not uv
         and not (uv_not_required and not rk)
+        and is_protected(ctx)  # last: it reads the store, and getAssertion never needs it
     ):
         # CTAP 2.1 §6.1.2 steps 7-8 (CTAP 2.0: PIN_REQUIRED, the same code): a token helps
         # only when a PIN is set ("clientPin" true); built-in UV alone: OPERATION_DENIED.
