@@ -17,9 +17,13 @@ from authenticator.status import CtapError, CtapStatus
 from authenticator.user_verification import check_pin_uv_auth_param, verify_user
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Candidate:
-    """A credential that may answer: its ID, key and (for stored ones) its record."""
+    """A credential that may answer: its ID, key and (for stored ones) its record.
+
+    Not frozen, unlike requests and records: one is built per assertion, never changed, and
+    a frozen dataclass takes three times as long to construct (object.__setattr__ per field).
+    """
 
     credential_id: bytes
     key: CredentialKey = field(repr=False)

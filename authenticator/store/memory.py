@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from operator import attrgetter
+from typing import Final, TypeVar
 
 from authenticator.credential import StoredCredential
+
+_CREATED: Final = attrgetter("created")  # creation order, without a Python call per record
 
 
 class MemoryStore:
@@ -26,7 +29,7 @@ class MemoryStore:
 
     def discoverable(self, rp_id: str) -> list[StoredCredential]:
         found = list(self._by_rp.get(rp_id, {}).values())
-        found.sort(key=lambda c: c.created, reverse=True)
+        found.sort(key=_CREATED, reverse=True)
         return found
 
     def discoverable_for_user(self, rp_id: str, user_id: bytes) -> list[StoredCredential]:
@@ -36,7 +39,7 @@ class MemoryStore:
         return self._discoverable
 
     def credentials(self) -> list[StoredCredential]:
-        return sorted(self._credentials.values(), key=lambda c: c.created)
+        return sorted(self._credentials.values(), key=_CREATED)
 
     def put(self, credential: StoredCredential, *, replaces: Iterable[bytes] = ()) -> None:
         for credential_id in replaces:
