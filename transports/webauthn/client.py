@@ -1077,6 +1077,13 @@ def _registration_json(
             results["largeBlob"] = {"supported": MakeCredentialResponseKey.LARGE_BLOB_KEY in body}
         if extensions.get("credBlob") is not None:
             results["credBlob"] = auth_extensions.get("credBlob") is True
+    return _credential_json(credential_id, response, info, results)
+
+
+def _credential_json(
+    credential_id: bytes, response: dict[str, Any], info: Info, results: dict[str, Any]
+) -> dict[str, Any]:
+    """The PublicKeyCredential.toJSON() shape shared by both ceremonies."""
     credential = b64url(credential_id)
     return {
         "id": credential,
@@ -1112,15 +1119,7 @@ def _authentication_json(
         outputs = cbor2.loads(auth_data[37:])
         blob = outputs.get("credBlob") if isinstance(outputs, Mapping) else None
         results["getCredBlob"] = b64url(blob if isinstance(blob, bytes) else b"")
-    credential = b64url(credential_id)
-    return {
-        "id": credential,
-        "rawId": credential,
-        "response": response,
-        "authenticatorAttachment": info.attachment,
-        "clientExtensionResults": results,
-        "type": PUBLIC_KEY,
-    }
+    return _credential_json(credential_id, response, info, results)
 
 
 __all__ = ["Ceremony", "CorePort", "DevicePort", "Info", "WebAuthnClient", "WebAuthnError"]
