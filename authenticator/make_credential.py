@@ -75,7 +75,9 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
     rp_hash = rp_id_hash(req.rp.id)
     # Step 12: excludeList. Wait for a touch whatever its outcome, then answer EXCLUDED, so
     # that the platform learns nothing without the user's consent.
-    if any(_excludes(ctx, rp_hash, req.rp.id, d.id, verified) for d in req.exclude_list):
+    if req.exclude_list and any(
+        _excludes(ctx, rp_hash, req.rp.id, d.id, verified) for d in req.exclude_list
+    ):
         yield NeedPresence(req.rp.id, reason="excluded credential")
         raise CtapError(CtapStatus.CREDENTIAL_EXCLUDED)
 
