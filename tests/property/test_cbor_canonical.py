@@ -115,3 +115,16 @@ def test_examples(encoded: str, accepted: bool) -> None:
     data = bytes.fromhex(encoded)
     assert _accepted(data) is accepted
     assert _canonical(data) is accepted
+
+
+@given(
+    st.dictionaries(
+        st.one_of(st.integers(-30, 30), st.integers(-(2**33), 2**33)),
+        st.one_of(st.binary(max_size=4), st.integers(), st.text(max_size=3)),
+        max_size=8,
+    )
+)
+def test_encode_response_is_canonical_whatever_the_key_order(response: dict[int, Any]) -> None:
+    """Handlers may add keys in any order; the top level comes out sorted."""
+    assert cbor.encode_response(response) == cbor2.dumps(response, canonical=True)
+    assert cbor.encode_response(response, verify=True) == cbor2.dumps(response, canonical=True)
