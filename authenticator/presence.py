@@ -11,7 +11,7 @@ from enum import Enum
 from authenticator.status import CtapError, CtapStatus
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NeedPresence:
     """The core wants a touch (and, when ``user_verification``, a built-in UV gesture).
 
@@ -23,7 +23,7 @@ class NeedPresence:
     reason: str = "operation"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Done:
     """A finished command: the status byte, then the CBOR map when the status is OK."""
 

@@ -79,7 +79,7 @@ def truncate_utf8(text: str, limit: int = MAX_NAME_BYTES) -> str:
     return text.encode()[:limit].decode("utf-8", errors="ignore")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RelyingParty:
     id: str
     name: str | None = None
@@ -91,7 +91,7 @@ class RelyingParty:
         return cls(required(rp, "id", str, "rp.id"), None if name is None else truncate_utf8(name))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class User:
     id: bytes
     name: str | None = None
@@ -114,7 +114,7 @@ class User:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CredentialDescriptor:
     id: bytes
     type: str = PUBLIC_KEY
@@ -152,7 +152,7 @@ def parse_client_data_hash(params: Mapping[Any, Any], key: Any) -> bytes:
     return client_data_hash
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MakeCredentialRequest:
     client_data_hash: bytes
     rp: RelyingParty
@@ -205,7 +205,7 @@ class MakeCredentialRequest:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GetAssertionRequest:
     rp_id: str
     client_data_hash: bytes
