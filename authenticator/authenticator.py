@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Final
 
 from authenticator import cbor
@@ -56,7 +57,7 @@ log = logging.getLogger("fidoemu.authenticator")
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    parse: Callable[[dict[Any, Any], AuthenticatorConfig], Any] | None
+    parse: Callable[[dict[Any, Any]], Any] | None  # limits from the profile bound in
     handle: Callable[[Context, Any], Handler[dict[int, Any] | None]]
 
 
@@ -99,13 +100,11 @@ class Authenticator:
         self._running: Generator[NeedPresence, Presence, bytes] | None = None
         self._routes: dict[int, Route] = {
             Command.MAKE_CREDENTIAL: Route(
-                lambda p, c: MakeCredentialRequest.parse(
-                    p, max_list=c.max_credential_count_in_list
-                ),
+                partial(MakeCredentialRequest.parse, max_list=config.max_credential_count_in_list),
                 make_credential,
             ),
             Command.GET_ASSERTION: Route(
-                lambda p, c: GetAssertionRequest.parse(p, max_list=c.max_credential_count_in_list),
+                partial(GetAssertionRequest.parse, max_list=config.max_credential_count_in_list),
                 get_assertion,
             ),
             Command.GET_NEXT_ASSERTION: Route(None, lambda ctx, _req: get_next_assertion(ctx)),
@@ -119,26 +118,20 @@ class Authenticator:
         if unknown:
             raise ValueError(f"unknown extensions in the profile: {sorted(unknown)}")
         if config.large_blobs:
-            self._routes[Command.LARGE_BLOBS] = Route(
-                lambda p, c: LargeBlobsRequest.parse(p), large_blobs
-            )
+            self._routes[Command.LARGE_BLOBS] = Route(LargeBlobsRequest.parse, large_blobs)
         if config.bio_enrollment:
-            bio = Route(lambda p, c: BioEnrollmentRequest.parse(p), bio_enrollment)
+            bio = Route(BioEnrollmentRequest.parse, bio_enrollment)
             self._routes[Command.BIO_ENROLLMENT] = bio
             self._routes[Command.BIO_ENROLLMENT_PRE] = bio  # FIDO_2_1_PRE prototype
         if supported_pin_uv_protocols(self._ctx):
-            self._routes[Command.CLIENT_PIN] = Route(
-                lambda p, c: ClientPinRequest.parse(p), client_pin
-            )
-        credman = Route(lambda p, c: CredentialManagementRequest.parse(p), credential_management)
+            self._routes[Command.CLIENT_PIN] = Route(ClientPinRequest.parse, client_pin)
+        credman = Route(CredentialManagementRequest.parse, credential_management)
         if config.credential_management:
             self._routes[Command.CREDENTIAL_MANAGEMENT] = credman
         if config.credential_management_preview:
             self._routes[Command.CREDENTIAL_MANAGEMENT_PRE] = credman  # FIDO_2_1_PRE prototype
         if config.authenticator_config:
-            self._routes[Command.CONFIG] = Route(
-                lambda p, c: ConfigRequest.parse(p), authenticator_config
-            )
+            self._routes[Command.CONFIG] = Route(ConfigRequest.parse, authenticator_config)
 
     def __repr__(self) -> str:
         return f"Authenticator({self.config.name!r}, store={self.store!r})"
@@ -260,7 +253,7 @@ class Authenticator:
         request = None
         if route.parse is not None:
             try:
-                request = route.parse(cbor.decode_map(message[1:]), self.config)
+                request = route.parse(cbor.decode_map(message[1:]))
             except CtapError:
                 self._ctx.pending = None  # a malformed request continues nothing
                 raise

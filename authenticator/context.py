@@ -32,6 +32,7 @@ Handler: TypeAlias = Generator[NeedPresence, Presence, R]
 
 MASTER_KEY_STATE: Final = "device/master_key"
 KEY_CACHE_SIZE: Final = 1024
+_PER_CREDENTIAL: Final = CounterMode.PER_CREDENTIAL  # read per assertion: bound once
 
 
 @functools.lru_cache(maxsize=256)
@@ -106,13 +107,12 @@ class Context:
 
     def next_sign_count(self, credential_id: bytes) -> int:
         """The counter value for a new signature, durable before it is used (WebAuthn §6.1.1)."""
-        match self.config.counter:
-            case CounterMode.PER_CREDENTIAL:
-                return self.store.next_sign_count(credential_id)
-            case CounterMode.GLOBAL:
-                return self.store.next_sign_count(GLOBAL_COUNTER)
-            case CounterMode.ZERO:
-                return 0
+        counter = self.config.counter
+        if counter is _PER_CREDENTIAL:  # the default, tested first
+            return self.store.next_sign_count(credential_id)
+        if counter is CounterMode.GLOBAL:
+            return self.store.next_sign_count(GLOBAL_COUNTER)
+        return 0  # CounterMode.ZERO
 
     def registration_sign_count(self) -> int:
         if self.config.counter is CounterMode.GLOBAL:

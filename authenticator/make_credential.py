@@ -24,6 +24,7 @@ from authenticator.status import CtapError, CtapStatus
 from authenticator.user_verification import check_pin_uv_auth_param, verify_user
 
 _COSE_ALGORITHMS: Final = {int(a): a for a in CoseAlgorithm}  # a dict read: no enum call
+_MC_PERMISSION: Final = Permission.MC  # bound once: enum class attribute reads are slow
 _WRAPPABLE = frozenset(
     {CoseAlgorithm.ES256, CoseAlgorithm.ES384, CoseAlgorithm.EDDSA, CoseAlgorithm.ED25519}
 )
@@ -66,7 +67,7 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
         param=req.pin_uv_auth_param,
         protocol=req.pin_uv_auth_protocol,
         uv=uv,
-        permission=Permission.MC,
+        permission=_MC_PERMISSION,
         rk=req.options.get("rk", False),
         reason="register",
     )

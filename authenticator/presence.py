@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Final
 
 from authenticator.status import CtapError, CtapStatus
 
@@ -46,6 +47,8 @@ class Presence(Enum):
 
     def require(self) -> None:
         """The one place a presence outcome becomes a status code (CTAP 2.1 §6.1.2 step 14)."""
+        if self is _APPROVED:  # every ceremony passes here: no enum attribute read for it
+            return
         match self:
             case Presence.APPROVED:
                 return
@@ -58,6 +61,8 @@ class Presence(Enum):
             case Presence.UV_FAILED:
                 raise CtapError(CtapStatus.UV_INVALID, "user verification failed")
 
+
+_APPROVED: Final = Presence.APPROVED
 
 PresencePolicy = Callable[[NeedPresence], Presence]
 """Decides each presence request; transports call it (possibly blocking, e.g. a prompt)."""

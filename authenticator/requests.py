@@ -127,10 +127,19 @@ def parse_descriptors(value: Any, what: str, limit: int) -> tuple[CredentialDesc
         raise CtapError(CtapStatus.LIMIT_EXCEEDED, f"{what} exceeds maxCredentialCountInList")
     descriptors = []
     for entry in entries:
-        descriptor = _typed(entry, dict, "credential descriptor")
-        kind = required(descriptor, "type", str, "credential descriptor type")
-        credential_id = required(descriptor, "id", bytes, "credential descriptor id")
-        optional(descriptor, "transports", list, "credential descriptor transports")
+        # Well-typed entries take no call per field; anything else goes through the checks
+        # below, in the same order (type, id, transports), for the same status codes.
+        if type(entry) is not dict:
+            _typed(entry, dict, "credential descriptor")
+        kind = entry.get("type")
+        if type(kind) is not str:
+            kind = required(entry, "type", str, "credential descriptor type")
+        credential_id = entry.get("id")
+        if type(credential_id) is not bytes:
+            credential_id = required(entry, "id", bytes, "credential descriptor id")
+        transports = entry.get("transports", _ABSENT)
+        if transports is not _ABSENT and type(transports) is not list:
+            optional(entry, "transports", list, "credential descriptor transports")
         if kind == PUBLIC_KEY:  # WebAuthn §5.8.3: ignore credential types we do not know
             descriptors.append(CredentialDescriptor(credential_id, kind))
     return tuple(descriptors)

@@ -35,6 +35,12 @@ from authenticator.presence import Step
 from transports.ctaphid.constants import REPORT_SIZE
 from transports.ctaphid.session import AskPresence, CtapHidSession, SessionAction
 
+# Command bytes as plain ints for the per-call dispatch (an IntEnum attribute read is slow).
+_CBOR: Final = int(CTAPHID.CBOR)
+_MSG: Final = int(CTAPHID.MSG)
+_PING: Final = int(CTAPHID.PING)
+_WINK: Final = int(CTAPHID.WINK)
+
 CAPABILITIES: Final = CAPABILITY.WINK | CAPABILITY.CBOR
 _SAME_TIME: Final = 1e-6
 """Seconds within which a decision and a keepalive are simultaneous (the decision goes first),
@@ -129,13 +135,13 @@ class InProcessDevice(CtapDevice):
             with self._lock:
                 return self._hid.call(cmd, data, event, on_keepalive)
         with self._lock:
-            if cmd == CTAPHID.CBOR:
+            if cmd == _CBOR:
                 step = self.authenticator.start(bytes(data))
-            elif cmd == CTAPHID.MSG and self.authenticator.config.u2f:
+            elif cmd == _MSG and self.authenticator.config.u2f:
                 step = self.authenticator.u2f(bytes(data))
-            elif cmd == CTAPHID.PING:
+            elif cmd == _PING:
                 return bytes(data)
-            elif cmd == CTAPHID.WINK:
+            elif cmd == _WINK:
                 self.winks += 1
                 return b""
             else:

@@ -10,7 +10,7 @@ a platform cannot probe for it without UV.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
+from typing import Any, Final
 
 from authenticator.context import Context
 from authenticator.extensions.base import (
@@ -30,13 +30,19 @@ class CredProtect(IntEnum):
     UV_REQUIRED = 0x03  # userVerificationRequired
 
 
+# Plain ints for ``permits``, which runs per credential per assertion (an IntEnum class
+# attribute read costs ~70 ns more than a module global).
+_WITH_ID_LIST: Final = int(CredProtect.UV_OPTIONAL_WITH_CREDENTIAL_ID_LIST)
+_UV_REQUIRED: Final = int(CredProtect.UV_REQUIRED)
+
+
 def permits(level: int, *, user_verified: bool, allow_list: bool) -> bool:
     """Whether a credential with this policy may answer (CTAP 2.1 §6.2.2 step 7)."""
     if user_verified:
         return True
-    if level >= CredProtect.UV_REQUIRED:
+    if level >= _UV_REQUIRED:
         return False
-    return not (level == CredProtect.UV_OPTIONAL_WITH_CREDENTIAL_ID_LIST and not allow_list)
+    return not (level == _WITH_ID_LIST and not allow_list)
 
 
 class CredProtectExtension(BaseExtension):
