@@ -32,14 +32,14 @@ _ED: Final = int(AuthDataFlag.ED)
 class AttestedCredentialData:
     aaguid: bytes
     credential_id: bytes
-    cose_public_key: dict[int, Any]
+    cose_public_key: bytes  # canonical CBOR (CredentialKey.encoded_cose_public_key)
 
     def to_bytes(self) -> bytes:
         return (
             self.aaguid
             + struct.pack(">H", len(self.credential_id))
             + self.credential_id
-            + cbor.encode_response(self.cose_public_key)
+            + self.cose_public_key
         )
 
 

@@ -84,6 +84,9 @@ class StoredCredential:
         )
 
 
+_ES256_SECRETS_HEAD: Final = cbor.encode_internal({"alg": -7, "sk": bytes(32)})[:-32]
+
+
 @dataclass(frozen=True, slots=True)
 class CredentialSecrets:
     """What a credential keeps secret: its private key, and extension secrets (issue 3)."""
@@ -92,7 +95,11 @@ class CredentialSecrets:
     extra: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def seal(self, sealer: Sealer, aad: bytes) -> bytes:
-        plain = {"alg": int(self.key.algorithm), "sk": self.key.private_bytes(), **self.extra}
+        key = self.key
+        if not self.extra and key.algorithm == CoseAlgorithm.ES256:
+            # The usual record, {"alg": -7, "sk": scalar}: spliced, as the encoder lays it out.
+            return sealer.seal(_ES256_SECRETS_HEAD + key.private_bytes(), aad)
+        plain = {"alg": int(key.algorithm), "sk": key.private_bytes(), **self.extra}
         return sealer.seal(cbor.encode_internal(plain), aad)
 
     @classmethod

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from authenticator import cbor
 from authenticator.status import CtapError, CtapStatus
 
 
@@ -62,6 +63,25 @@ _EC_ORDERS: Final = {
         16,
     ),
 }
+
+
+_ES256: Final = CoseAlgorithm.ES256
+
+
+def _es256_cose_layout() -> tuple[bytes, bytes]:
+    """The bytes around x and y in a P-256 COSE_Key, taken from the canonical encoder itself
+    (RFC 9052 §7, CTAP 2.1 §8): {1: 2, 3: -7, -1: 1, -2: x, -3: y}, each coordinate a 32-byte
+    string with a 2-byte head (0x58 0x20)."""
+    x, y = b"\x01" * 32, b"\x02" * 32
+    encoded = cbor.encode({1: 2, 3: -7, -1: 1, -2: x, -3: y})
+    head, rest = encoded.split(x)
+    middle, tail = rest.split(y)
+    if tail:
+        raise AssertionError("a COSE_Key ends with its y coordinate")
+    return head, middle
+
+
+_ES256_COSE_HEAD, _ES256_COSE_MIDDLE = _es256_cose_layout()
 
 
 class Entropy(Protocol):
@@ -142,6 +162,20 @@ class CredentialKey:
             -1: rsa_numbers.n.to_bytes(n_len, "big"),
             -2: rsa_numbers.e.to_bytes(e_len, "big"),
         }
+
+    def encoded_cose_public_key(self) -> bytes:
+        """``cose_public_key()`` in CTAP2-canonical CBOR. A P-256 key's map has one fixed
+        layout (only x and y vary), so it is spliced rather than encoded: every registration
+        builds one."""
+        if self.algorithm == _ES256:
+            public = self._exported_ec_numbers().public_numbers
+            return (
+                _ES256_COSE_HEAD
+                + public.x.to_bytes(32, "big")
+                + _ES256_COSE_MIDDLE
+                + public.y.to_bytes(32, "big")
+            )
+        return cbor.encode(self.cose_public_key())
 
     def _exported_ec_numbers(self) -> ec.EllipticCurvePrivateNumbers:
         numbers = self._ec_numbers

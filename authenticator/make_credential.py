@@ -125,7 +125,7 @@ def make_credential(ctx: Context, req: MakeCredentialRequest) -> Handler[dict[in
         rp_hash,
         flags,
         ctx.registration_sign_count(),
-        AttestedCredentialData(aaguid, credential_id, key.cose_public_key()),
+        AttestedCredentialData(aaguid, credential_id, key.encoded_cose_public_key()),
         reg.outputs,
     )
     attestation = ctx.attestation.attest(fmt, config.aaguid, auth_data, req.client_data_hash, key)

@@ -30,6 +30,8 @@ _SEAL_KEY: Final = STATE_PREFIX + "seal_key"
 _ROOT: Final = STATE_PREFIX + "root"
 _NOT_BEFORE: Final = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
 _NOT_AFTER: Final = datetime.datetime(2099, 12, 31, tzinfo=datetime.UTC)
+_PACKED: Final = AttestationFormat.PACKED
+_ES256: Final = int(CoseAlgorithm.ES256)  # batch keys are P-256
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,12 @@ class AttestationAuthority:
         credential_key: CredentialKey,
     ) -> Attestation:
         signed = auth_data + client_data_hash
+        if fmt is _PACKED:  # the default, first: no enum attribute reads on the way
+            batch = self.batch(aaguid)
+            return Attestation(
+                "packed",
+                {"alg": _ES256, "sig": batch.key.sign(signed), "x5c": [batch.certificate_der]},
+            )
         match fmt:
             case AttestationFormat.NONE:
                 return Attestation("none", {})
@@ -170,18 +178,9 @@ class AttestationAuthority:
                 return Attestation(
                     "packed", {"alg": int(credential_key.algorithm), "sig": signature}
                 )
-            case AttestationFormat.PACKED:
-                batch = self.batch(aaguid)
-                return Attestation(
-                    "packed",
-                    {
-                        "alg": int(CoseAlgorithm.ES256),
-                        "sig": batch.key.sign(signed),
-                        "x5c": [batch.certificate_der],
-                    },
-                )
             case AttestationFormat.FIDO_U2F:
                 return self._fido_u2f(aaguid, auth_data, client_data_hash, credential_key)
+        raise AssertionError(f"unhandled attestation format {fmt}")
 
     def _fido_u2f(
         self, aaguid: bytes, auth_data: bytes, client_data_hash: bytes, key: CredentialKey
