@@ -7,6 +7,8 @@ from authenticator.authenticator import Authenticator
 from authenticator.clock import Clock, ManualClock, SystemClock
 from authenticator.commands import Command
 from authenticator.config import (
+    BIO_SECURITY_KEY,
+    CTAP2_0_KEY,
     FIDOEMU_AAGUID,
     PLATFORM,
     PROFILES,
@@ -15,8 +17,10 @@ from authenticator.config import (
     AuthenticatorConfig,
     CounterMode,
     NonResident,
+    PinComplexityPolicy,
 )
 from authenticator.credential import StoredCredential
+from authenticator.faults import Faults
 from authenticator.keys import CoseAlgorithm, SeededEntropy
 from authenticator.presence import (
     Done,
@@ -33,6 +37,8 @@ from authenticator.status import CtapError, CtapStatus
 from authenticator.store import MemoryStore, SqliteStore, Store, StoreFileError
 
 __all__ = [
+    "BIO_SECURITY_KEY",
+    "CTAP2_0_KEY",
     "FIDOEMU_AAGUID",
     "PLATFORM",
     "PROFILES",
@@ -48,10 +54,12 @@ __all__ = [
     "CtapError",
     "CtapStatus",
     "Done",
+    "Faults",
     "ManualClock",
     "MemoryStore",
     "NeedPresence",
     "NonResident",
+    "PinComplexityPolicy",
     "Presence",
     "PresencePolicy",
     "ScriptedPresence",
