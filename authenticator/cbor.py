@@ -27,10 +27,10 @@ MAX_DEPTH: Final = 8
 
 def decode(data: bytes) -> Any:
     """Decode one CTAP2-canonical CBOR item, or raise ``CtapError(INVALID_CBOR)``."""
+    # Indefinite lengths and duplicate keys need no decoder flags: re-encoding gives definite
+    # lengths and one entry per key, so such input never equals its re-encoding below.
     try:
-        value = cbor2.loads(
-            data, max_depth=MAX_DEPTH, allow_indefinite=False, allow_duplicate_keys=False
-        )
+        value = cbor2.loads(data, max_depth=MAX_DEPTH)
     except Exception as exc:  # cbor2 raises several types (incl. RecursionError, ValueError)
         raise CtapError(CtapStatus.INVALID_CBOR, f"undecodable: {type(exc).__name__}") from None
     # The common case, at a third of the cost of a canonical re-encode (which encodes every

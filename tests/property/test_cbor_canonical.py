@@ -109,6 +109,12 @@ def test_verdict_on_mutated_encodings(value: Any, position: int, byte: int) -> N
         ("a1180a01", False),  # key 10 in two bytes
         ("a10a01", True),
         ("c11a5f5e1000", False),  # a tag
+        ("a201010102", False),  # {1: 1, 1: 2}: a duplicate key
+        ("a2616101616102", False),  # {"a": 1, "a": 2}
+        ("bf0101ff", False),  # an indefinite-length map
+        ("9f01ff", False),  # an indefinite-length array
+        ("5f4101ff", False),  # an indefinite-length byte string
+        ("7f6161ff", False),  # an indefinite-length text string
     ],
 )
 def test_examples(encoded: str, accepted: bool) -> None:
