@@ -256,6 +256,27 @@ def test_bench_prints_every_row_with_a_ratio(capsys: pytest.CaptureFixture[str])
         assert ours > 0 and baseline > 0
         assert ratio == pytest.approx(ours / baseline, rel=0.02)  # printed rounded
     assert any("sqlite" in line for line in rows)
+    webauthn = [line for line in out.splitlines() if line.startswith("WebAuthn ")]
+    assert len(webauthn) == 2
+    assert any("registration" in line for line in webauthn)
+    assert any("authentication" in line for line in webauthn)
+    for line in webauthn:
+        ours, baseline, ratio = (float(x.replace(",", "")) for x in line.split()[-3:])
+        assert ours > 0 and baseline > 0
+        assert ratio == pytest.approx(ours / baseline, rel=0.02, abs=0.006)  # 2 decimals
+    framer = {}
+    for line in out.splitlines():
+        match = re.fullmatch(r"(CTAPHID .+?)\s+([\d,]+\.\d) (packets/s|round trips/s)", line)
+        if match:
+            framer[match[1]] = (float(match[2].replace(",", "")), match[3])
+    assert set(framer) == {
+        "CTAPHID PING 57 B through the framer",
+        "CTAPHID PING 1200 B through the framer",
+        "CTAPHID PING 7609 B through the framer",
+        "CTAPHID getInfo through CtapHidSession",
+    }, out
+    assert all(rate > 0 for rate, _ in framer.values())
+    assert framer["CTAPHID getInfo through CtapHidSession"][1] == "round trips/s"
 
 
 def test_compare_alternates_and_measures_both_sides() -> None:
