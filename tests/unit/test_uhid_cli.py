@@ -16,7 +16,7 @@ from authenticator import SECURITY_KEY, Authenticator
 from transports.cli import CommandFailed
 from transports.inprocess import InProcessDevice
 from transports.uhid import cli, doctor
-from transports.uhid.doctor import System, Verdict
+from transports.uhid.doctor import Acl, Person, System, Verdict
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -84,8 +84,20 @@ def test_pin_too_short_is_reported() -> None:
 # -- doctor ------------------------------------------------------------------------------------
 
 
-def fake_system(tmp_path: Path, uid: int = 1000, gids: frozenset[int] = frozenset()) -> System:
-    return System(root=tmp_path, uid=uid, gids=gids, kernel_release="6.1.0-test", user="alice")
+def fake_system(
+    tmp_path: Path,
+    uid: int = 1000,
+    gids: frozenset[int] = frozenset(),
+    person: Person | None = None,
+) -> System:
+    return System(
+        root=tmp_path,
+        uid=uid,
+        gids=gids,
+        kernel_release="6.1.0-test",
+        user="alice",
+        person=person,
+    )
 
 
 def kernel_config(tmp_path: Path, line: str) -> None:
@@ -176,7 +188,9 @@ def test_udev_rule_detection_and_report(tmp_path: Path) -> None:
     assert present.verdict is Verdict.OK
     out = io.StringIO()
     assert doctor.report([absent, present], out) == 0
-    assert "fix: sudo install" in out.getvalue()
+    assert "fix: fidoemu doctor --udev-rule | sudo tee /etc/udev/rules.d/70-fidoemu.rules" in (
+        out.getvalue()
+    )
     assert doctor.report(doctor.check_uhid(fake_system(tmp_path)), io.StringIO()) == 1
 
 
@@ -185,3 +199,131 @@ def test_shipped_udev_rule_matches_the_default_ids() -> None:
     assert 'KERNEL=="uhid"' in rule
     assert "0003:1209:0001.*" in rule
     assert 'TAG+="uaccess"' in rule
+
+
+def fido_hidraw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int, gid: int) -> Path:
+    """A FIDO hidraw3 in the fake /sys and a /dev/hidraw3 that stats as (mode, root:gid)."""
+    from transports.uhid.events import FIDO_REPORT_DESCRIPTOR
+
+    node = tmp_path / "sys" / "class" / "hidraw" / "hidraw3" / "device"
+    node.mkdir(parents=True)
+    (node / "report_descriptor").write_bytes(FIDO_REPORT_DESCRIPTOR)
+    (node / "uevent").write_text("HID_NAME=fidoemu security-key\nHID_UNIQ=x\n")
+    device = tmp_path / "dev" / "hidraw3"
+    char_device_stand_in(device, mode)
+    real_stat = Path.stat
+
+    def as_char_device(self: Path, **kwargs: object) -> os.stat_result:
+        result = real_stat(self)
+        if self == device:
+            fields = list(result)
+            fields[0] = stat.S_IFCHR | mode
+            fields[4], fields[5] = 0, gid
+            return os.stat_result(fields)
+        return result
+
+    monkeypatch.setattr(Path, "stat", as_char_device)
+    return device
+
+
+def acl_bytes(*entries: tuple[int, int, int]) -> bytes:
+    """A system.posix_acl_access value: version 2, then (tag, perm, id) entries."""
+    raw = (2).to_bytes(4, "little")
+    for tag, perm, ident in entries:
+        raw += tag.to_bytes(2, "little") + perm.to_bytes(2, "little") + ident.to_bytes(4, "little")
+    return raw
+
+
+USER_OBJ, USER, GROUP_OBJ, GROUP, MASK, OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+NO_ID = 0xFFFFFFFF
+
+
+def with_acl(monkeypatch: pytest.MonkeyPatch, device: Path, raw: bytes) -> None:
+    real_getxattr = os.getxattr
+
+    def getxattr(path: object, attribute: str, *args: object, **kwargs: object) -> bytes:
+        if Path(str(path)) == device and attribute == "system.posix_acl_access":
+            return raw
+        return real_getxattr(path, attribute)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "getxattr", getxattr)
+
+
+def test_root_sees_a_group_only_node_as_open_to_the_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fido_hidraw(tmp_path, monkeypatch, 0o660, gid=4242)
+    [finding] = doctor.check_hidraw(fake_system(tmp_path, uid=0))
+    assert "only root" not in finding.summary
+    assert finding.verdict is Verdict.WARN
+    assert "group 4242" in finding.summary
+    assert doctor.report([finding], io.StringIO()) == 0
+
+
+def test_root_group_does_not_count_as_access(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fido_hidraw(tmp_path, monkeypatch, 0o660, gid=0)
+    [finding] = doctor.check_hidraw(fake_system(tmp_path, uid=0))
+    assert finding.verdict is Verdict.FAIL and "only root can open it" in finding.summary
+
+
+def test_root_checks_the_user_behind_sudo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fido_hidraw(tmp_path, monkeypatch, 0o660, gid=4242)
+    member = Person("alice", 1000, frozenset({1000, 4242}))
+    [ok] = doctor.check_hidraw(fake_system(tmp_path, uid=0, person=member))
+    assert ok.verdict is Verdict.OK and "alice" in ok.summary
+    outsider = Person("alice", 1000, frozenset({1000}))
+    [denied] = doctor.check_hidraw(fake_system(tmp_path, uid=0, person=outsider))
+    assert denied.verdict is Verdict.FAIL and "alice cannot open it" in denied.summary
+    # the same judgement when alice runs doctor herself
+    [as_alice] = doctor.check_hidraw(fake_system(tmp_path, uid=1000, gids=frozenset({4242})))
+    assert as_alice.verdict is Verdict.OK
+
+
+def test_an_acl_counts_only_if_it_grants_the_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    device = fido_hidraw(tmp_path, monkeypatch, 0o600, gid=0)
+    alice = Person("alice", 1000, frozenset({1000}))
+    base = [(USER_OBJ, 6, NO_ID), (GROUP_OBJ, 0, NO_ID), (OTHER, 0, NO_ID)]
+    with_acl(monkeypatch, device, acl_bytes(*base, (USER, 6, 1001), (MASK, 6, NO_ID)))
+    [someone_else] = doctor.check_hidraw(fake_system(tmp_path, uid=0, person=alice))
+    assert someone_else.verdict is Verdict.FAIL
+    assert ", ACL)" in someone_else.summary  # shown, but it is not alice's
+    with_acl(monkeypatch, device, acl_bytes(*base, (USER, 6, 1000), (MASK, 6, NO_ID)))
+    [granted] = doctor.check_hidraw(fake_system(tmp_path, uid=0, person=alice))
+    assert granted.verdict is Verdict.OK
+    with_acl(monkeypatch, device, acl_bytes(*base, (USER, 6, 1000), (MASK, 4, NO_ID)))
+    [masked] = doctor.check_hidraw(fake_system(tmp_path, uid=0, person=alice))
+    assert masked.verdict is Verdict.FAIL  # the mask takes write away
+    with_acl(monkeypatch, device, acl_bytes(*base, (GROUP, 6, 77), (MASK, 6, NO_ID)))
+    [by_group] = doctor.check_hidraw(fake_system(tmp_path, uid=1000, gids=frozenset({77})))
+    assert by_group.verdict is Verdict.OK
+    [unknown_user] = doctor.check_hidraw(fake_system(tmp_path, uid=0))
+    assert unknown_user.verdict is Verdict.WARN and "group 77" in unknown_user.summary
+
+
+def test_acl_parser_rejects_garbage() -> None:
+    assert not Acl.parse(b"")
+    assert not Acl.parse(b"\x01\x00\x00\x00" + bytes(8))  # unknown version
+    assert not Acl.parse(acl_bytes((USER_OBJ, 6, NO_ID), (OTHER, 0, NO_ID)))  # no named entries
+    assert Acl.parse(acl_bytes((USER, 6, 5)) + b"\x02").users() == [5]  # trailing bytes ignored
+
+
+def test_fixes_work_outside_a_source_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fido_hidraw(tmp_path, monkeypatch, 0o600, gid=0)
+    findings = [
+        *doctor.check_hidraw(fake_system(tmp_path, uid=0)),
+        *doctor.check_udev_rule(fake_system(tmp_path)),
+    ]
+    fixes = [line for finding in findings for line in finding.fix]
+    assert fixes and not any("docs/" in line for line in fixes)
+    assert any(line.startswith("fidoemu doctor --udev-rule | sudo tee") for line in fixes)
+    assert cli.main(["doctor", "--udev-rule"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == doctor.UDEV_RULE
+    shipped = Path(__file__).resolve().parents[2] / "docs" / "70-fidoemu.rules"
+    assert printed == shipped.read_text()

@@ -98,10 +98,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "to /dev/uhid) and that browsers can open the virtual key (hidraw permissions, the udev "
         "rule). Exit code 0 when nothing needs fixing, 1 otherwise.",
     )
+    check.add_argument(
+        "--udev-rule",
+        action="store_true",
+        help=f"print the udev rule ({doctor.UDEV_RULE_NAME}) instead of checking; install it "
+        f"with `fidoemu doctor --udev-rule | sudo tee /etc/udev/rules.d/{doctor.UDEV_RULE_NAME}`",
+    )
     check.set_defaults(func=run_doctor)
 
 
 def run_doctor(args: argparse.Namespace) -> int:
+    if args.udev_rule:
+        sys.stdout.write(doctor.UDEV_RULE)
+        return 0
     return doctor.report(doctor.run_checks(), sys.stdout)
 
 
