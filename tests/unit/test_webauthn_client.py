@@ -518,11 +518,13 @@ def test_trace_records_and_redacts(webauthn_client: WebAuthnClient) -> None:
     webauthn_client.user.then(deny())
     with pytest.raises(NotAllowedError):
         webauthn_client.get(options_to_json(generate_authentication_options(rp_id=RP_ID)))
-    assert trace.commands() == ["MAKE_CREDENTIAL", "GET_ASSERTION"]
+    assert trace.commands() == ["GET_INFO", "MAKE_CREDENTIAL", "GET_ASSERTION"]
     text = trace.format()
     assert "GET_ASSERTION -> OPERATION_DENIED" in text
     assert "user: deny" in text
-    request, _ = trace.exchanges[0].decoded()
+    _, info = trace.exchanges[0].decoded()
+    assert info["options"]["pinUvAuthToken"] is True  # an option, not a secret
+    request, _ = trace.exchanges[1].decoded()
     assert request["rp"] == {"id": RP_ID, "name": "Example"}
 
 
@@ -539,6 +541,13 @@ def test_trace_redacts_pin_material(authenticator: Authenticator) -> None:
     client.create(options_to_json(passkey_options(uv=UserVerificationRequirement.REQUIRED)))
     request, _ = trace.exchanges[-1].decoded()
     assert str(request["pinUvAuthParam"]).startswith("<redacted")
+    # The clientPIN exchanges themselves are recorded, with their secrets redacted.
+    pin_requests = [e.decoded() for e in trace.exchanges if e.command == "CLIENT_PIN"]
+    assert [r["subCommand"] for r, _ in pin_requests] == [2, 9]  # keyAgreement, token (§6.5.5)
+    key_agreement, token = pin_requests
+    assert str(key_agreement[1]["keyAgreement"]).startswith("<redacted")
+    assert str(token[0]["pinHashEnc"]).startswith("<redacted")
+    assert str(token[1]["pinUvAuthToken"]).startswith("<redacted")
     assert "123456" not in trace.format()
 
 

@@ -77,7 +77,7 @@ from transports.webauthn.errors import (
     WebAuthnError,
     error_for_status,
 )
-from transports.webauthn.trace import Trace
+from transports.webauthn.trace import RecordingDevice, Trace
 from transports.webauthn.user import Gesture, ScriptedUser
 
 # WebAuthn L3 §15.1 "Recommended Range for Ceremony Timeouts", in seconds.
@@ -164,14 +164,17 @@ class Port(Protocol):
 
     name: str
 
-    def info(self) -> Info: ...
+    def info(self, trace: Trace | None = None) -> Info:
+        """getInfo, cached; a fetch is recorded in ``trace``."""
+        ...
 
     def exchange(self, message: bytes, ceremony: Ceremony) -> bytes: ...
 
     def cancel(self) -> None: ...
 
-    def ctap_device(self) -> CtapDevice:
-        """A python-fido2 view of the same authenticator (for ClientPin)."""
+    def ctap_device(self, trace: Trace | None = None) -> CtapDevice:
+        """A python-fido2 view of the same authenticator (for ClientPin, LargeBlobs, key
+        agreement) whose every CTAP2 exchange is recorded in ``trace``."""
         ...
 
 
@@ -186,9 +189,13 @@ class CorePort:
     def __repr__(self) -> str:
         return f"CorePort({self.name!r})"
 
-    def info(self) -> Info:
+    def info(self, trace: Trace | None = None) -> Info:
         if self._info is None:
-            self._info = Info.parse(self.authenticator.call(bytes([Command.GET_INFO])))
+            message = bytes([Command.GET_INFO])
+            response = self.authenticator.call(message)
+            if trace is not None:
+                trace.record(self.name, message, response)
+            self._info = Info.parse(response)
         return self._info
 
     def forget_info(self) -> None:
@@ -215,8 +222,9 @@ class CorePort:
     def cancel(self) -> None:
         self.authenticator.cancel()
 
-    def ctap_device(self) -> CtapDevice:
-        return InProcessDevice(self.authenticator)
+    def ctap_device(self, trace: Trace | None = None) -> CtapDevice:
+        device = InProcessDevice(self.authenticator)
+        return device if trace is None else RecordingDevice(device, self.name, trace)
 
 
 class DevicePort:
@@ -239,9 +247,13 @@ class DevicePort:
     def __repr__(self) -> str:
         return f"DevicePort({self.name!r})"
 
-    def info(self) -> Info:
+    def info(self, trace: Trace | None = None) -> Info:
         if self._info is None:
-            self._info = Info.parse(self._call(bytes([Command.GET_INFO]), None, None))
+            message = bytes([Command.GET_INFO])
+            response = self._call(message, None, None)
+            if trace is not None:
+                trace.record(self.name, message, response)
+            self._info = Info.parse(response)
         return self._info
 
     def forget_info(self) -> None:
@@ -307,8 +319,9 @@ class DevicePort:
         if self._event is not None:
             self._event.set()
 
-    def ctap_device(self) -> CtapDevice:
-        return self.device
+    def ctap_device(self, trace: Trace | None = None) -> CtapDevice:
+        device = self.device
+        return device if trace is None else RecordingDevice(device, self.name, trace)
 
 
 Attachable = Authenticator | CtapDevice
@@ -468,7 +481,7 @@ class WebAuthnClient:
 
         if len(self.ports) == 1:
             port = self.ports[0]
-            info = _info_for(port, uv)
+            info = _info_for(port, uv, self.trace)
             if uv == "required" and _uv_method(info, uv) is None:
                 raise NotAllowedError("The authenticator cannot verify the user.")
         else:
@@ -537,12 +550,16 @@ class WebAuthnClient:
         if isinstance(large_blob, Mapping):
             key = body.get(GetAssertionResponseKey.LARGE_BLOB_KEY)
             if large_blob.get("read") is True:
-                blob = read_large_blob(port.ctap_device(), key) if isinstance(key, bytes) else None
+                blob = (
+                    read_large_blob(port.ctap_device(ceremony.trace), key)
+                    if isinstance(key, bytes)
+                    else None
+                )
                 results["largeBlob"] = {} if blob is None else {"blob": b64url(blob)}
             elif large_blob.get("write") is not None:
                 data = b64url_decode(large_blob["write"], "largeBlob.write")
                 written = isinstance(key, bytes) and write_large_blob(
-                    port.ctap_device(), key, data, ceremony.pin_uv_token
+                    port.ctap_device(ceremony.trace), key, data, ceremony.pin_uv_token
                 )
                 results["largeBlob"] = {"written": written}
 
@@ -583,7 +600,7 @@ class WebAuthnClient:
             raise NotAllowedError("No authenticator is attached.")
         eligible: list[tuple[CorePort | DevicePort, Info]] = []
         for port in self.ports:
-            info = _info_for(port, selection.user_verification)
+            info = _info_for(port, selection.user_verification, self.trace)
             if selection.attachment is not None and info.attachment != selection.attachment:
                 continue
             if selection.resident_key == "required" and info.options.get("rk") is not True:
@@ -714,7 +731,7 @@ class WebAuthnClient:
         under a fresh key agreement (CTAP 2.1 §12.5)."""
         if salts is None:
             return port.exchange(_message(command, request), ceremony)
-        salts.session = SaltSession.open(port.ctap_device(), info.pin_uv_protocols)
+        salts.session = SaltSession.open(port.ctap_device(ceremony.trace), info.pin_uv_protocols)
         key = (
             MakeCredentialKey.EXTENSIONS
             if command == Command.MAKE_CREDENTIAL
@@ -741,7 +758,7 @@ class WebAuthnClient:
         from fido2.ctap2 import Ctap2
         from fido2.ctap2.pin import ClientPin
 
-        ctap2 = Ctap2(port.ctap_device())
+        ctap2 = Ctap2(port.ctap_device(ceremony.trace))
         client_pin = ClientPin(ctap2)
         permission = (
             ClientPin.PERMISSION.MAKE_CREDENTIAL
@@ -801,13 +818,13 @@ class WebAuthnClient:
 # -- helpers without state ---------------------------------------------------------------------
 
 
-def _info_for(port: CorePort | DevicePort, user_verification: str) -> Info:
+def _info_for(port: CorePort | DevicePort, user_verification: str, trace: Trace | None) -> Info:
     """getInfo (cached); when UV is required but seems impossible, read it again: a PIN
     may have been set since (by python-fido2's ClientPin, or another client)."""
-    info = port.info()
+    info = port.info(trace)
     if user_verification == "required" and _uv_method(info, "required") is None:
         port.forget_info()
-        info = port.info()
+        info = port.info(trace)
     return info
 
 

@@ -7,12 +7,33 @@ can stay on in fast test suites.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from enum import IntEnum
+from threading import Event
 from typing import Any, Final
 
 import cbor2
+from fido2.ctap import STATUS, CtapDevice, CtapError
+from fido2.hid import CTAPHID
 
-from authenticator.commands import Command, GetAssertionKey, MakeCredentialKey
+from authenticator.commands import (
+    BioEnrollmentKey,
+    BioEnrollmentResponseKey,
+    ClientPinKey,
+    ClientPinResponseKey,
+    Command,
+    ConfigKey,
+    CredentialManagementKey,
+    CredentialManagementResponseKey,
+    GetAssertionKey,
+    GetAssertionResponseKey,
+    GetInfoKey,
+    LargeBlobsKey,
+    LargeBlobsResponseKey,
+    MakeCredentialKey,
+    MakeCredentialResponseKey,
+)
 from authenticator.status import CtapStatus
 
 # Members that carry secrets or secret-derived values: PIN material, shared-secret
@@ -39,45 +60,33 @@ def _camel(name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
+def _names(keys: type[IntEnum]) -> dict[int, str]:
+    return {k.value: _camel(k.name) for k in keys}
+
+
+# Request and response member names per command (CTAP 2.1 §6), from the core's key enums.
 _MEMBER_NAMES: Final[dict[int, dict[int, str]]] = {
-    Command.MAKE_CREDENTIAL: {k.value: _camel(k.name) for k in MakeCredentialKey},
-    Command.GET_ASSERTION: {k.value: _camel(k.name) for k in GetAssertionKey},
-    Command.CLIENT_PIN: {
-        1: "pinUvAuthProtocol",
-        2: "subCommand",
-        3: "keyAgreement",
-        4: "pinUvAuthParam",
-        5: "newPinEnc",
-        6: "pinHashEnc",
-        9: "permissions",
-        10: "rpId",
-    },
+    Command.MAKE_CREDENTIAL: _names(MakeCredentialKey),
+    Command.GET_ASSERTION: _names(GetAssertionKey),
+    Command.CLIENT_PIN: _names(ClientPinKey),
+    Command.CREDENTIAL_MANAGEMENT: _names(CredentialManagementKey),
+    Command.CREDENTIAL_MANAGEMENT_PRE: _names(CredentialManagementKey),
+    Command.LARGE_BLOBS: _names(LargeBlobsKey),
+    Command.CONFIG: _names(ConfigKey),
+    Command.BIO_ENROLLMENT: _names(BioEnrollmentKey),
+    Command.BIO_ENROLLMENT_PRE: _names(BioEnrollmentKey),
 }
 _RESPONSE_NAMES: Final[dict[int, dict[int, str]]] = {
-    Command.CLIENT_PIN: {
-        1: "keyAgreement",
-        2: "pinUvAuthToken",
-        3: "pinRetries",
-        4: "powerCycleState",
-        5: "uvRetries",
-    },
-    Command.MAKE_CREDENTIAL: {1: "fmt", 2: "authData", 3: "attStmt", 5: "largeBlobKey"},
-    Command.GET_ASSERTION: {
-        1: "credential",
-        2: "authData",
-        3: "signature",
-        4: "user",
-        5: "numberOfCredentials",
-        6: "userSelected",
-        7: "largeBlobKey",
-    },
-    Command.GET_NEXT_ASSERTION: {
-        1: "credential",
-        2: "authData",
-        3: "signature",
-        4: "user",
-        7: "largeBlobKey",
-    },
+    Command.GET_INFO: _names(GetInfoKey),
+    Command.CLIENT_PIN: _names(ClientPinResponseKey),
+    Command.MAKE_CREDENTIAL: _names(MakeCredentialResponseKey),
+    Command.GET_ASSERTION: _names(GetAssertionResponseKey),
+    Command.GET_NEXT_ASSERTION: _names(GetAssertionResponseKey),
+    Command.CREDENTIAL_MANAGEMENT: _names(CredentialManagementResponseKey),
+    Command.CREDENTIAL_MANAGEMENT_PRE: _names(CredentialManagementResponseKey),
+    Command.LARGE_BLOBS: _names(LargeBlobsResponseKey),
+    Command.BIO_ENROLLMENT: _names(BioEnrollmentResponseKey),
+    Command.BIO_ENROLLMENT_PRE: _names(BioEnrollmentResponseKey),
 }
 
 
@@ -155,6 +164,48 @@ class Trace:
         return "\n".join(lines)
 
 
+class RecordingDevice(CtapDevice):
+    """A python-fido2 ``CtapDevice`` that records every CTAP2 message it carries into a trace.
+
+    The client hands this to python-fido2's ``ClientPin``, ``LargeBlobs`` and to the
+    hmac-secret key agreement, so their getInfo, clientPIN (each PIN attempt), key-agreement
+    and largeBlobs exchanges are traced like the ceremony's own commands.
+    """
+
+    def __init__(self, device: CtapDevice, name: str, trace: Trace) -> None:
+        self.device = device
+        self.name = name
+        self.trace = trace
+
+    @property
+    def capabilities(self) -> int:
+        return self.device.capabilities
+
+    def call(
+        self,
+        cmd: int,
+        data: bytes = b"",
+        event: Event | None = None,
+        on_keepalive: Callable[[STATUS], None] | None = None,
+    ) -> bytes:
+        try:
+            response = self.device.call(cmd, data, event, on_keepalive)
+        except CtapError as error:  # some transports raise a status instead of returning it
+            if cmd == CTAPHID.CBOR:
+                self.trace.record(self.name, bytes(data), bytes([int(error.code)]))
+            raise
+        if cmd == CTAPHID.CBOR:
+            self.trace.record(self.name, bytes(data), bytes(response))
+        return response
+
+    def close(self) -> None:
+        self.device.close()
+
+    @classmethod
+    def list_devices(cls) -> Iterator[CtapDevice]:
+        return iter(())
+
+
 def _decode(data: bytes) -> Any:
     if not data:
         return None
@@ -174,7 +225,7 @@ def _named(value: Any, names: dict[int, str]) -> Any:
 
 
 def _redact(key: Any, value: Any) -> Any:
-    if key in _SECRET_KEYS:
+    if key in _SECRET_KEYS and not isinstance(value, bool | int):  # options/flags are no secret
         if isinstance(value, dict | list):
             return f"<redacted {type(value).__name__}>"
         return f"<redacted {len(value) if isinstance(value, bytes | str) else ''} bytes>"
