@@ -97,7 +97,9 @@ def test_prf_key_agreement_is_recorded_and_salts_redacted(
     assert trace is not None
     created = webauthn_client.create(create_options({"prf": {}}))
     before = len(trace)
-    webauthn_client.get(get_options({"prf": {"eval": {"first": b64url(b"input")}}}, [created["id"]]))
+    webauthn_client.get(
+        get_options({"prf": {"eval": {"first": b64url(b"input")}}}, [created["id"]])
+    )
     commands = [e.command for e in trace.exchanges[before:] if e.request]
     assert "CLIENT_PIN" in commands and commands[-1] == "GET_ASSERTION"
     assert [sub for sub, _ in client_pin_steps(trace)] == [ClientPinSubCommand.GET_KEY_AGREEMENT]
