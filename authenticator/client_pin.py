@@ -11,6 +11,10 @@ cycle; at 0 retries, PIN_BLOCKED until authenticatorReset. A wrong PIN also rege
 protocol's key-agreement key. Every token issued replaces the previous one
 (``resetPinUvAuthToken``), and so does a PIN change.
 
+forcePINChange (set by authenticatorConfig's setMinPINLength) refuses tokens after a
+correct PIN: the legacy getPinToken answers PIN_INVALID (CTAP 2.1 §6.5.5.7.1 step 11), the
+"WithPermissions" subcommand PIN_POLICY_VIOLATION (§6.5.5.7.2 step 11).
+
 PIN rules (§6.5.5.5 steps 6-10): newPinEnc decrypts (else PIN_AUTH_INVALID) to exactly 64
 bytes (else INVALID_PARAMETER); the PIN is those bytes minus trailing zeros, at most 63 bytes
 of UTF-8, at least minPINLength code points and, while a CTAP 2.2 PIN complexity policy is
@@ -278,7 +282,10 @@ def _get_pin_token(
     secret = protocol.decapsulate(key_agreement)
     _check_pin_hash(ctx, protocol, secret, pin_hash_enc)
     if force_pin_change(ctx):
-        # CTAP 2.1 §6.5.5.7.2 step 11: the platform should direct the user to change the PIN.
+        if not with_permissions:
+            # CTAP 2.1 §6.5.5.7.1 step 11: the superseded getPinToken answers PIN_INVALID.
+            raise CtapError(CtapStatus.PIN_INVALID, "the PIN must be changed first")
+        # §6.5.5.7.2 step 11: the platform should direct the user to change the PIN.
         raise CtapError(CtapStatus.PIN_POLICY_VIOLATION, "the PIN must be changed first")
     return _issue(ctx, protocol, secret, permissions, req.rp_id, user_present=False)
 

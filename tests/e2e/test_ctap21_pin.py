@@ -4,6 +4,7 @@ Fido2Server and py_webauthn verify the ceremonies."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -41,6 +42,7 @@ ALICE = PublicKeyCredentialUserEntity(name="alice", id=b"alice-id", display_name
 PIN = "4242"
 PROTOCOLS = [PinProtocolV1, PinProtocolV2]
 ERR = CtapError.ERR
+P = ClientPin.PERMISSION
 
 
 class PinInteraction(UserInteraction):
@@ -331,11 +333,52 @@ def test_set_min_pin_length_forces_a_pin_change(ctap2: Ctap2) -> None:
     info = ctap2.get_info()
     assert info.min_pin_length == 6 and info.force_pin_change is True
     assert _code(config.set_min_pin_length, 5) is ERR.PIN_POLICY_VIOLATION
-    assert _code(client_pin.get_pin_token, PIN) is ERR.PIN_POLICY_VIOLATION
+    # Without permissions python-fido2 sends the superseded getPinToken (0x05): PIN_INVALID
+    # (CTAP 2.1 §6.5.5.7.1 step 11); with them, 0x09: PIN_POLICY_VIOLATION (§6.5.5.7.2).
+    assert _code(client_pin.get_pin_token, PIN) is ERR.PIN_INVALID
+    assert _code(client_pin.get_pin_token, PIN, P.GET_ASSERTION) is ERR.PIN_POLICY_VIOLATION
+    assert client_pin.get_pin_retries()[0] == 8  # the PIN was right both times
     assert _code(client_pin.change_pin, PIN, "12345") is ERR.PIN_POLICY_VIOLATION
     client_pin.change_pin(PIN, "123456")
     assert ctap2.get_info().force_pin_change is False
     client_pin.get_pin_token("123456")
+    client_pin.get_pin_token("123456", P.GET_ASSERTION)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_forced_pin_change_codes_per_subcommand(ctap2: Ctap2, protocol: type[PinProtocol]) -> None:
+    """The two PIN token subcommands answer a pending forced change differently, and
+    neither spends a retry on a correct PIN; a wrong PIN is still just wrong."""
+    client_pin = _pin(ctap2, protocol)
+    client_pin.set_pin(PIN)
+    token = client_pin.get_pin_token(PIN, P.AUTHENTICATOR_CFG)
+    Config(ctap2, client_pin.protocol, token).set_min_pin_length(force_change_pin=True)
+    assert ctap2.get_info().force_pin_change is True
+    legacy = ClientPin.CMD.GET_TOKEN_USING_PIN_LEGACY
+    with_permissions = ClientPin.CMD.GET_TOKEN_USING_PIN
+    for cmd, permissions, expected in [
+        (legacy, None, ERR.PIN_INVALID),
+        (with_permissions, P.MAKE_CREDENTIAL, ERR.PIN_POLICY_VIOLATION),
+        (with_permissions, P.PERSISTENT_CREDENTIAL_MGMT, ERR.PIN_POLICY_VIOLATION),
+    ]:
+        agreement = ctap2.client_pin(protocol.VERSION, ClientPin.CMD.GET_KEY_AGREEMENT)
+        peer_key = agreement[ClientPin.RESULT.KEY_AGREEMENT]
+        key_agreement, secret = client_pin.protocol.encapsulate(peer_key)
+        pin_hash_enc = client_pin.protocol.encrypt(
+            secret, hashlib.sha256(PIN.encode()).digest()[:16]
+        )
+        with pytest.raises(CtapError) as err:
+            ctap2.client_pin(
+                protocol.VERSION,
+                cmd,
+                key_agreement=key_agreement,
+                pin_hash_enc=pin_hash_enc,
+                permissions=permissions,
+            )
+        assert err.value.code is expected, cmd
+        assert client_pin.get_pin_retries() == (8, False)
+    assert _code(client_pin.get_pin_token, "0000") is ERR.PIN_INVALID
+    assert client_pin.get_pin_retries() == (7, False)
 
 
 def test_enterprise_attestation() -> None:

@@ -389,11 +389,19 @@ def test_force_pin_change_refuses_tokens(platform: PinPlatform) -> None:
 
     _with_pin(platform)
     set_force_pin_change(platform.auth.context)
+    # §6.5.5.7.2 step 11 (0x09): PIN_POLICY_VIOLATION, for the persistent token as well.
     assert platform.token(PIN, Permission.GA) is CtapStatus.PIN_POLICY_VIOLATION
-    assert platform.retries()[0] == SECURITY_KEY.pin_retries  # the PIN was right
+    assert platform.token(PIN, Permission.PCMR) is CtapStatus.PIN_POLICY_VIOLATION
+    # §6.5.5.7.1 step 11 (0x05, superseded getPinToken): PIN_INVALID.
+    assert platform.token(PIN) is CtapStatus.PIN_INVALID
+    assert platform.retries() == (SECURITY_KEY.pin_retries, False)  # the PIN was right
+    assert platform.token("0000") is CtapStatus.PIN_INVALID  # a wrong one costs a retry
+    assert platform.retries() == (SECURITY_KEY.pin_retries - 1, False)
+    assert platform.auth.context.pin_token.grant is None
     assert platform.change_pin(PIN, PIN) is CtapStatus.PIN_POLICY_VIOLATION  # must change
     assert platform.change_pin(PIN, "5678") is CtapStatus.OK
     assert isinstance(platform.token("5678", Permission.GA), bytes)
+    assert isinstance(platform.token("5678"), bytes)
 
 
 # -- retries and lockout (§6.5.2.2, §6.5.5.7.1 step 9) ---------------------------------------
