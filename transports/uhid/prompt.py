@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import select
 import shutil
 import subprocess
 import sys
@@ -108,6 +109,7 @@ class TerminalPrompt:
     def _start_reader(self) -> None:
         if self._reader is not None:
             return
+        self._discard_waiting_input()
 
         def read_lines() -> None:
             pending = b""
@@ -126,3 +128,12 @@ class TerminalPrompt:
 
         self._reader = threading.Thread(target=read_lines, name="presence-stdin", daemon=True)
         self._reader.start()
+
+    def _discard_waiting_input(self) -> None:
+        """Drop what was typed before the first question: the reader thread would otherwise
+        queue it only after ``ask`` has dropped stale answers, and a stray Enter would approve."""
+        with contextlib.suppress(OSError, ValueError):
+            while select.select([self._stdin_fd], [], [], 0)[0]:
+                if not os.read(self._stdin_fd, 1024):
+                    self._lines.put(_EOF)
+                    return
