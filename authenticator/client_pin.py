@@ -9,7 +9,10 @@ PIN restores them. Consecutive wrong PINs since power-up are runtime state
 (``Context.pin_mismatches``): after 3, every PIN check answers PIN_AUTH_BLOCKED until a power
 cycle; at 0 retries, PIN_BLOCKED until authenticatorReset. A wrong PIN also regenerates the
 protocol's key-agreement key. Every token issued replaces the previous one
-(``resetPinUvAuthToken``), and so does a PIN change.
+(``resetPinUvAuthToken``), and so does a PIN change, except a request for exactly ``pcmr``
+(CTAP 2.2): that returns the persistentPinUvAuthToken (``pin_token.grant_persistent_token``)
+and leaves the pinUvAuthToken as it was. Setting or changing the PIN resets the persistent
+token too.
 
 forcePINChange (set by authenticatorConfig's setMinPINLength) refuses tokens after a
 correct PIN: the legacy getPinToken answers PIN_INVALID (CTAP 2.1 §6.5.5.7.1 step 11), the
@@ -36,7 +39,12 @@ from authenticator.commands import ClientPinKey, ClientPinResponseKey, ClientPin
 from authenticator.context import Context, Handler
 from authenticator.extensions.pin_complexity_policy import require_complex_pin
 from authenticator.pin_protocol import PinProtocol, PinUvAuthProtocol, SharedSecret
-from authenticator.pin_token import ALL_PERMISSIONS, Permission
+from authenticator.pin_token import (
+    ALL_PERMISSIONS,
+    Permission,
+    grant_persistent_token,
+    reset_persistent_token,
+)
 from authenticator.requests import optional, required
 from authenticator.status import CtapError, CtapStatus
 from authenticator.user_verification import (
@@ -181,6 +189,9 @@ def _set_pin(ctx: Context, req: ClientPinRequest) -> None:
     if not secret.verify(new_pin_enc, param):
         raise CtapError(CtapStatus.PIN_AUTH_INVALID, "pinUvAuthParam does not verify")
     pin_hash, code_points = _new_pin(ctx, secret, new_pin_enc)
+    # Not a step of §6.5.5.5, but a pcmr grant earned by built-in UV before there was a PIN
+    # should not outlive the PIN's arrival (as changePIN's step 20 would revoke it).
+    reset_persistent_token(ctx.store)
     store_pin(ctx, pin_hash, code_points)
 
 
@@ -231,6 +242,10 @@ def _change_pin(ctx: Context, req: ClientPinRequest) -> None:
     if force_pin_change(ctx) and hmac.compare_digest(new_hash, old_hash):
         # CTAP 2.1 §6.5.5.6: a forced change must change the PIN.
         raise CtapError(CtapStatus.PIN_POLICY_VIOLATION, "the new PIN equals the old one")
+    # CTAP 2.2 §6.5.5.6: resetPersistentPinUvAuthToken. Spec order puts it after the new
+    # PIN is stored; revoking first means a crash in between can never leave the grant made
+    # under the old PIN alive next to the new one (the other way it only costs a re-grant).
+    reset_persistent_token(ctx.store)
     store_pin(ctx, new_hash, code_points)
     ctx.pin_token.reset()  # resetPinUvAuthToken: tokens from the old PIN stop working
 
@@ -312,6 +327,12 @@ def _issue(
     *,
     user_present: bool,
 ) -> dict[int, Any]:
+    if permissions == Permission.PCMR:
+        # CTAP 2.2 §6.5.5.7.2 step 12 / §6.5.5.7.3 step 11: exactly pcmr is the persistent
+        # token's; it returns before resetPinUvAuthToken, so a live mc/ga token keeps working.
+        # The rpId (if any) belongs to the pinUvAuthToken's steps and is not recorded.
+        value = grant_persistent_token(ctx.store, ctx.sealer, ctx.entropy, permissions)
+        return {ClientPinResponseKey.PIN_UV_AUTH_TOKEN: secret.encrypt(value)}
     token = ctx.pin_token
     token.reset()
     token.begin_using(protocol.version, permissions, rp_id, user_present=user_present)

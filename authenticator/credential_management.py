@@ -4,9 +4,13 @@ GetNextCredential, deleteCredential and updateUserInformation, over discoverable
 
 Theory of operation: every subcommand but the two "next" ones carries a pinUvAuthParam, the
 token's MAC over ``subCommand || subCommandParams`` (the parameters' canonical CBOR, which is
-the bytes received: the decoder accepts only canonical CBOR). The token needs ``cm``, or, for
-the read-only subcommands, CTAP 2.2's ``pcmr``. A token bound to an RP ID may only touch that
-RP's credentials, and may not list RPs or read the metadata (§6.8.2-§6.8.3).
+the bytes received: the decoder accepts only canonical CBOR). The pinUvAuthToken needs ``cm``.
+The read-only subcommands (getCredsMetadata, enumerateRPsBegin, enumerateCredentialsBegin)
+also accept CTAP 2.2's persistentPinUvAuthToken holding ``pcmr`` (tried when the MAC is not
+the pinUvAuthToken's); deleteCredential and updateUserInformation never do, so a MAC made
+with it there is simply PIN_AUTH_INVALID. A pinUvAuthToken bound to an RP ID may only touch
+that RP's credentials, and may not list RPs or read the metadata (§6.8.2-§6.8.3); the
+persistent token is never bound.
 
 An enumeration is a stateful sequence in ``Context.pending``: the Begin subcommand snapshots
 what to return; each Next returns one more. Any other command (including another
@@ -32,7 +36,7 @@ from authenticator.context import Context, Handler, rp_id_hash
 from authenticator.credential import StoredCredential
 from authenticator.extensions.large_blob_key import SECRET_KEY as LARGE_BLOB_KEY_SECRET
 from authenticator.extensions.third_party_payment import EXTRA_KEY as THIRD_PARTY_PAYMENT
-from authenticator.pin_token import Permission
+from authenticator.pin_token import Permission, authorize_persistent
 from authenticator.requests import PUBLIC_KEY, User, optional, required
 from authenticator.status import CtapError, CtapStatus
 from authenticator.user_verification import supported_pin_uv_protocols
@@ -95,11 +99,11 @@ def credential_management(
     if sub is Sub.UPDATE_USER_INFORMATION and not ctx.config.credential_management:
         # Not in the FIDO_2_1_PRE prototype.
         raise CtapError(CtapStatus.INVALID_SUBCOMMAND, "updateUserInformation")
-    _authorize(ctx, req, sub)
+    bound = _authorize(ctx, req, sub)
     params = req.params or {}
     match sub:
         case Sub.GET_CREDS_METADATA:
-            _require_unbound(ctx)
+            _require_unbound(bound)
             count = ctx.store.discoverable_count()
             return {
                 Out.EXISTING_RESIDENT_CREDENTIALS_COUNT: count,
@@ -108,7 +112,7 @@ def credential_management(
                 ),
             }
         case Sub.ENUMERATE_RPS_BEGIN:
-            _require_unbound(ctx)
+            _require_unbound(bound)
             rps: list[dict[int, Any]] = [
                 {Out.RP: _rp_entity(rp_id, name), Out.RP_ID_HASH: rp_id_hash(rp_id)}
                 for rp_id, name in _relying_parties(ctx).items()
@@ -117,7 +121,6 @@ def credential_management(
         case Sub.ENUMERATE_CREDENTIALS_BEGIN:
             wanted = required(params, CredentialManagementParamKey.RP_ID_HASH, bytes, "rpIDHash")
             rp_id = next((r for r in _relying_parties(ctx) if rp_id_hash(r) == wanted), None)
-            bound = ctx.pin_token.rp_id
             if bound is not None and rp_id_hash(bound) != wanted:
                 raise CtapError(CtapStatus.PIN_AUTH_INVALID, "token is bound to another RP ID")
             if rp_id is None:
@@ -130,11 +133,11 @@ def credential_management(
                 Sub.ENUMERATE_CREDENTIALS_GET_NEXT_CREDENTIAL,
             )
         case Sub.DELETE_CREDENTIAL:
-            stored = _find(ctx, params)
+            stored = _find(ctx, params, bound)
             ctx.store.delete(stored.credential_id)
             return None
         case Sub.UPDATE_USER_INFORMATION:
-            stored = _find(ctx, params)
+            stored = _find(ctx, params, bound)
             user = User.parse(required(params, CredentialManagementParamKey.USER, dict, "user"))
             if user.id != stored.user_id:
                 raise CtapError(CtapStatus.INVALID_PARAMETER, "user.id differs from the stored")
@@ -151,7 +154,8 @@ def credential_management(
     yield  # a generator, like every handler
 
 
-def _authorize(ctx: Context, req: CredentialManagementRequest, sub: Sub) -> None:
+def _authorize(ctx: Context, req: CredentialManagementRequest, sub: Sub) -> str | None:
+    """Check the token; return the RP ID the authorizing token is bound to, if any."""
     if req.pin_uv_auth_param is None:
         raise CtapError(CtapStatus.PUAT_REQUIRED, "credentialManagement needs a token")
     if req.pin_uv_auth_protocol is None:
@@ -159,14 +163,23 @@ def _authorize(ctx: Context, req: CredentialManagementRequest, sub: Sub) -> None
     if req.pin_uv_auth_protocol not in supported_pin_uv_protocols(ctx):
         raise CtapError(CtapStatus.INVALID_PARAMETER, "unsupported pinUvAuthProtocol")
     message = bytes([sub]) + (cbor.encode(req.params) if req.params is not None else b"")
-    permission = Permission.CM
+    protocol, param = req.pin_uv_auth_protocol, req.pin_uv_auth_param
+    token = ctx.pin_token
     if sub in _READ_ONLY:
-        permission |= Permission.PCMR  # CTAP 2.2: read-only management
-    ctx.pin_token.authorize(req.pin_uv_auth_protocol, req.pin_uv_auth_param, message, permission)
+        try:
+            token.verify(protocol, message, param)
+        except CtapError:
+            # CTAP 2.2 §6.8.2-§6.8.4: or the persistentPinUvAuthToken, with pcmr.
+            authorize_persistent(ctx.store, ctx.sealer, protocol, param, message, Permission.PCMR)
+            return None
+        token.require_permission(Permission.CM)
+    else:
+        token.authorize(protocol, param, message, Permission.CM)
+    return token.rp_id
 
 
-def _require_unbound(ctx: Context) -> None:
-    if ctx.pin_token.rp_id is not None:
+def _require_unbound(bound: str | None) -> None:
+    if bound is not None:
         # §6.8.2/§6.8.3: an RP-bound token may not see other RPs.
         raise CtapError(CtapStatus.PIN_AUTH_INVALID, "token is bound to an RP ID")
 
@@ -227,13 +240,12 @@ def _next(ctx: Context, sub: Sub) -> dict[int, Any]:
     return entry
 
 
-def _find(ctx: Context, params: Mapping[Any, Any]) -> StoredCredential:
+def _find(ctx: Context, params: Mapping[Any, Any], bound: str | None) -> StoredCredential:
     descriptor = required(params, CredentialManagementParamKey.CREDENTIAL_ID, dict, "credentialId")
     credential_id = required(descriptor, "id", bytes, "credentialId.id")
     stored = ctx.store.get(credential_id)
     if stored is None or not stored.discoverable:
         raise CtapError(CtapStatus.NO_CREDENTIALS, "no such discoverable credential")
-    bound = ctx.pin_token.rp_id
     if bound is not None and bound != stored.rp_id:
         raise CtapError(CtapStatus.PIN_AUTH_INVALID, "token is bound to another RP ID")
     return stored

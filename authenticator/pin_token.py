@@ -1,5 +1,5 @@
 """The pinUvAuthToken and its state (CTAP 2.1 §6.5.2.1 "pinUvAuthToken state", §6.5.5.7
-permissions; CTAP 2.2 adds ``pcmr``).
+permissions), and CTAP 2.2's persistentPinUvAuthToken, the holder of ``pcmr``.
 
 Theory of operation: the device has one token, a 32-byte random value regenerated at power-up
 and whenever clientPIN issues a token (``resetPinUvAuthToken``), after a PIN change and on
@@ -32,18 +32,29 @@ How another command checks a token (the API extensions and other commands use)::
 ``authorize`` is ``verify`` (protocol, MAC, in use) followed by ``require_permission``;
 each can be called alone. Every failure is ``PIN_AUTH_INVALID``, as the spec says for each
 command, so a platform learns nothing about which check failed.
+
+The persistentPinUvAuthToken (CTAP 2.2 §6.5.5.7.2 step 12, §6.5.5.7.3 step 11) is a second,
+separate token: asking for exactly ``pcmr`` assigns that permission to it and returns it,
+leaving the pinUvAuthToken alone. It has no timers, no RP ID and no flags, and it is device
+state, sealed in the store (``PERSISTENT_TOKEN_STATE``), so it survives power cycles. Asking
+again returns the same value. ``resetPersistentPinUvAuthToken`` (changePIN, setPIN,
+authenticatorReset's wipe) deletes the record: the next grant makes a new random value.
+Only the read-only credentialManagement subcommands accept it (``authorize_persistent``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntFlag
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from authenticator.clock import Clock
-from authenticator.keys import Entropy
+from authenticator.keys import Entropy, Sealer
 from authenticator.pin_protocol import PinUvAuthProtocol, verify
 from authenticator.status import CtapError, CtapStatus
+
+if TYPE_CHECKING:
+    from authenticator.store.base import Store
 
 TOKEN_SIZE: Final = 32  # CTAP 2.1 §6.5.2.1: 32 bytes for both protocols
 INITIAL_USAGE_TIME_LIMIT: Final = 30.0  # §6.5.2.1: unused for this long -> stop using
@@ -220,3 +231,70 @@ class PinUvAuthToken:
         """``verify`` then ``require_permission``; the whole check most commands need."""
         self.verify(protocol, message, param)
         self.require_permission(permission, rp_id, bind=bind)
+
+
+# -- the persistentPinUvAuthToken (CTAP 2.2) ------------------------------------------------
+
+PERSISTENT_TOKEN_STATE: Final = "pin/persistent_token"  # noqa: S105 - a store key, not a secret
+"""Sealed ``permissions (1 byte) || token (32 bytes)``; no record is the state right after
+``resetPersistentPinUvAuthToken``: a value nobody was given, with no permissions."""
+_PERSISTENT_TOKEN_AAD: Final = PERSISTENT_TOKEN_STATE.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class PersistentToken:
+    """The persistentPinUvAuthToken as stored."""
+
+    value: bytes = field(repr=False)
+    permissions: Permission
+
+    @classmethod
+    def load(cls, store: Store, sealer: Sealer) -> PersistentToken | None:
+        sealed = store.get_state(PERSISTENT_TOKEN_STATE)
+        if sealed is None:
+            return None
+        record = sealer.open(sealed, _PERSISTENT_TOKEN_AAD)
+        if record is None or len(record) != 1 + TOKEN_SIZE:
+            return None  # not sealed by this device key: never a grant
+        return cls(record[1:], Permission(record[0]) & ALL_PERMISSIONS)
+
+
+def grant_persistent_token(
+    store: Store, sealer: Sealer, entropy: Entropy, permissions: Permission
+) -> bytes:
+    """Assign ``permissions`` to the persistentPinUvAuthToken and return its value: the same
+    value as before unless it was reset since (CTAP 2.2 §6.5.5.7.2 step 12.1)."""
+    current = PersistentToken.load(store, sealer)
+    held = Permission(0) if current is None else current.permissions
+    value = entropy.random_bytes(TOKEN_SIZE) if current is None else current.value
+    if current is None or held | permissions != held:
+        record = bytes([int(held | permissions)]) + value
+        store.put_state(PERSISTENT_TOKEN_STATE, sealer.seal(record, _PERSISTENT_TOKEN_AAD))
+    return value
+
+
+def reset_persistent_token(store: Store) -> None:
+    """``resetPersistentPinUvAuthToken``: the token stops working and loses its permissions."""
+    store.put_state(PERSISTENT_TOKEN_STATE, None)
+
+
+def authorize_persistent(
+    store: Store,
+    sealer: Sealer,
+    protocol: int | None,
+    param: bytes | None,
+    message: bytes,
+    permission: Permission,
+) -> None:
+    """The pinUvAuthParam is the persistentPinUvAuthToken's MAC of ``message`` under the
+    request's ``protocol``, and that token holds ``permission``; else PIN_AUTH_INVALID."""
+    token = PersistentToken.load(store, sealer)
+    version = next((p for p in PinUvAuthProtocol if p == protocol), None)
+    if (
+        token is None
+        or version is None
+        or param is None
+        or not token.permissions & permission
+        or not verify(version, token.value, message, param)
+    ):
+        raise CtapError(CtapStatus.PIN_AUTH_INVALID, "pinUvAuthParam does not verify")

@@ -1,11 +1,12 @@
 """authenticatorCredentialManagement through python-fido2's CredentialManagement over
 InProcessDevice: metadata, enumerations matching the stored set, delete, update, RP-bound and
-read-only (pcmr) tokens, and the 0x41 prototype."""
+the persistent read-only (pcmr) token across time and power cycles, and the 0x41 prototype."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from fido2.ctap import CtapError
@@ -13,7 +14,7 @@ from fido2.ctap2 import CredentialManagement, Ctap2
 from fido2.ctap2.pin import ClientPin, PinProtocolV1, PinProtocolV2
 from fido2.webauthn import PublicKeyCredentialUserEntity
 
-from authenticator import SECURITY_KEY, Authenticator
+from authenticator import SECURITY_KEY, Authenticator, ManualClock, SqliteStore
 from transports.inprocess import InProcessDevice
 
 PIN = "4242"
@@ -103,12 +104,65 @@ def test_rp_bound_and_read_only_tokens(ctap2: Ctap2) -> None:
         credman.enumerate_creds(hashlib.sha256(b"b.example").digest())
     assert err.value.code is CtapError.ERR.PIN_AUTH_INVALID
     read_only = client_pin.get_pin_token(PIN, P.PERSISTENT_CREDENTIAL_MGMT)
-    credman = CM(ctap2, client_pin.protocol, read_only)
-    assert len(credman.enumerate_rps()) == 2
-    victim = credman.enumerate_creds(hashlib.sha256(b"b.example").digest())[0]
+    assert CM.is_readonly_supported(ctap2.info)
+    viewer = CM(ctap2, client_pin.protocol, read_only)
+    assert len(viewer.enumerate_rps()) == 2
+    # The persistent token left the RP-bound pinUvAuthToken alone (CTAP 2.2 §6.5.5.7.2).
+    assert len(credman.enumerate_creds(hashlib.sha256(b"a.example").digest())) == 2
+    victim = viewer.enumerate_creds(hashlib.sha256(b"b.example").digest())[0]
     with pytest.raises(CtapError) as err:
-        credman.delete_cred(victim[CM.RESULT.CREDENTIAL_ID])
+        viewer.delete_cred(victim[CM.RESULT.CREDENTIAL_ID])
     assert err.value.code is CtapError.ERR.PIN_AUTH_INVALID
+    with pytest.raises(CtapError) as err:
+        viewer.update_user_info(
+            victim[CM.RESULT.CREDENTIAL_ID],
+            PublicKeyCredentialUserEntity(name="x", id=victim[CM.RESULT.USER]["id"]),
+        )
+    assert err.value.code is CtapError.ERR.PIN_AUTH_INVALID
+
+
+@pytest.mark.parametrize("protocol", [PinProtocolV1, PinProtocolV2])
+def test_persistent_read_only_token(tmp_path: Path, protocol: type) -> None:
+    """CTAP 2.2's persistentPinUvAuthToken through python-fido2: it outlives the 10-minute
+    token limit and a power cycle over SqliteStore, and dies with a PIN change and a reset."""
+    clock = ManualClock()
+    store = SqliteStore(tmp_path / "key.sqlite")
+    ctap2 = Ctap2(InProcessDevice(Authenticator(store, clock=clock, strict=True)))
+    client_pin, stored = _setup(ctap2, protocol)
+    read_only = client_pin.get_pin_token(PIN, P.PERSISTENT_CREDENTIAL_MGMT)
+    assert client_pin.get_pin_token(PIN, P.PERSISTENT_CREDENTIAL_MGMT) == read_only
+    clock.advance(15 * 60)
+    viewer = CM(ctap2, client_pin.protocol, read_only)
+    assert viewer.get_metadata()[CM.RESULT.EXISTING_CRED_COUNT] == 3
+    store.close()
+
+    store = SqliteStore(tmp_path / "key.sqlite")  # power cycle: a new process, same file
+    ctap2 = Ctap2(InProcessDevice(Authenticator(store, clock=clock, strict=True)))
+    viewer = CM(ctap2, protocol(), read_only)  # no PIN this time
+    rps = viewer.enumerate_rps()
+    assert {rp[CM.RESULT.RP]["id"] for rp in rps} == set(stored)
+    for rp in rps:
+        creds = viewer.enumerate_creds(rp[CM.RESULT.RP_ID_HASH])
+        assert {c[CM.RESULT.USER]["id"] for c in creds} == stored[rp[CM.RESULT.RP]["id"]]
+
+    client_pin = ClientPin(ctap2, protocol())
+    client_pin.change_pin(PIN, "8642")
+    with pytest.raises(CtapError) as err:
+        viewer.get_metadata()
+    assert err.value.code is CtapError.ERR.PIN_AUTH_INVALID
+    read_only = client_pin.get_pin_token("8642", P.PERSISTENT_CREDENTIAL_MGMT)
+    viewer = CM(ctap2, client_pin.protocol, read_only)
+    assert viewer.get_metadata()[CM.RESULT.EXISTING_CRED_COUNT] == 3
+    store.close()
+
+    store = SqliteStore(tmp_path / "key.sqlite")
+    ctap2 = Ctap2(InProcessDevice(Authenticator(store, clock=clock, strict=True)))
+    ctap2.reset()  # within 10 s of power-up
+    ClientPin(ctap2, protocol()).set_pin("8642")
+    with pytest.raises(CtapError) as err:
+        CM(ctap2, protocol(), read_only).get_metadata()
+    assert err.value.code is CtapError.ERR.PIN_AUTH_INVALID
+    store.close()
 
 
 def test_prototype_command_0x41() -> None:

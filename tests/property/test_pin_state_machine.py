@@ -1,7 +1,9 @@
 """A Hypothesis state machine over PIN/UV, credential management and large blobs, against a
 model: set/change PIN with right and wrong PINs, tokens with permissions and RP IDs, the
-token timers (advance the clock), registrations with and without tokens, enumerations and
-deletions, large-blob writes and reads, power cycles and resets.
+token timers (advance the clock), CTAP 2.2's persistent pcmr token (no timers, survives
+power cycles, leaves the ordinary token alone, dies with a PIN change or a reset),
+registrations with and without tokens, enumerations and deletions with either token,
+large-blob writes and reads, power cycles and resets.
 
 Invariants: retries change only as the spec says (a wrong PIN costs one, only a correct PIN
 restores them), three consecutive wrong PINs block until a power cycle, zero retries block
@@ -94,6 +96,7 @@ class PinMachine(RuleBasedStateMachine):
         self.credentials: dict[tuple[str, bytes], bool] = {}
         self.blob = EMPTY_ARRAY
         self.blob_count = 0
+        self.persistent: bytes | None = None  # the pcmr token: device state, not runtime
 
     def power_up(self) -> None:
         self.auth = Authenticator(self.store, clock=self.clock, strict=True)
@@ -151,6 +154,7 @@ class PinMachine(RuleBasedStateMachine):
         if expected is None:
             self.pin = new
             self.token = None  # resetPinUvAuthToken
+            self.persistent = None  # resetPersistentPinUvAuthToken
 
     @rule(guess=st.sampled_from(PINS), grant=st.sampled_from(GRANTS))
     def get_token(self, guess: str, grant: tuple[Permission, str | None]) -> None:
@@ -161,6 +165,13 @@ class PinMachine(RuleBasedStateMachine):
             assert token is expected
             return
         assert isinstance(token, bytes)
+        if permissions == Permission.PCMR:
+            # CTAP 2.2: the persistent token, the same one until a reset; the ordinary
+            # token is not replaced.
+            assert token == (self.persistent or token)
+            assert self.token is None or token != self.token.value
+            self.persistent = token
+            return
         self.token = TokenModel(token, permissions, rp_id, self.now())
 
     @rule(seconds=st.sampled_from([1.0, 20.0, 31.0, 300.0, 601.0]))
@@ -178,6 +189,7 @@ class PinMachine(RuleBasedStateMachine):
         self.pin, self.retries = None, MAX_RETRIES
         self.credentials.clear()
         self.blob = EMPTY_ARRAY
+        self.persistent = None
 
     # -- registrations and credential management ------------------------------------------
 
@@ -211,13 +223,17 @@ class PinMachine(RuleBasedStateMachine):
         token = self.token
         return token.value if token.admits(self.now(), permission, None) else None
 
-    @rule()
-    def enumerate(self) -> None:
-        token = self.token.value if self.token is not None else bytes(32)
+    @rule(persistent=st.booleans())
+    def enumerate(self, persistent: bool) -> None:
+        if persistent:
+            token = self.persistent or bytes(32)
+        else:
+            token = self.token.value if self.token is not None else bytes(32)
         mac = self.platform.authenticate(token, bytes([Cm.ENUMERATE_RPS_BEGIN]))
         request = {1: Cm.ENUMERATE_RPS_BEGIN, 3: 2, 4: mac}
         reply = call(self.auth, Command.CREDENTIAL_MANAGEMENT, request)
-        admitted = self.cm_token(Permission.CM | Permission.PCMR)
+        # The persistent token has no timers and no RP ID; the ordinary one needs cm.
+        admitted = self.persistent if persistent else self.cm_token(Permission.CM)
         if admitted is None:
             # Credential management always needs a token; without a PIN there is none.
             assert reply.status is CtapStatus.PIN_AUTH_INVALID
@@ -250,18 +266,22 @@ class PinMachine(RuleBasedStateMachine):
             assert sorted(users) == sorted(u for r, u in self.credentials if r == rp_id)
 
     @precondition(lambda self: bool(self.credentials))
-    @rule(data=st.data())
-    def delete(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), persistent=st.booleans())
+    def delete(self, data: st.DataObject, persistent: bool) -> None:
         rp_id, user_id = data.draw(st.sampled_from(sorted(self.credentials)))
         stored = self.store.discoverable_for_user(rp_id, user_id)
         assert len(stored) == 1
         params = {2: {"id": stored[0].credential_id, "type": "public-key"}}
-        token = self.token.value if self.token is not None else bytes(32)
+        if persistent:
+            token = self.persistent or bytes(32)
+        else:
+            token = self.token.value if self.token is not None else bytes(32)
         message = bytes([Cm.DELETE_CREDENTIAL]) + cbor2.dumps(params)
         request = {1: Cm.DELETE_CREDENTIAL, 2: params, 3: 2}
         request[4] = self.platform.authenticate(token, message)
         reply = call(self.auth, Command.CREDENTIAL_MANAGEMENT, request)
-        if self.cm_token(Permission.CM) is None:
+        if persistent or self.cm_token(Permission.CM) is None:
+            # The persistent token is read-only: deleteCredential never accepts it.
             assert reply.status is CtapStatus.PIN_AUTH_INVALID
         else:
             assert reply.status is CtapStatus.OK

@@ -337,7 +337,6 @@ def test_permissions_step_order(platform: PinPlatform) -> None:
         (Permission.GA, Permission.GA),
         (Permission.MC | Permission.LBW, Permission.MC | Permission.LBW),
         (Permission.CM | Permission.ACFG, Permission.CM | Permission.ACFG),
-        (Permission.PCMR, Permission.PCMR),
         (0x80 | Permission.GA, Permission.GA),  # undefined bits are ignored
         (0x100, Permission(0)),
     ],
@@ -402,6 +401,63 @@ def test_force_pin_change_refuses_tokens(platform: PinPlatform) -> None:
     assert platform.change_pin(PIN, "5678") is CtapStatus.OK
     assert isinstance(platform.token("5678", Permission.GA), bytes)
     assert isinstance(platform.token("5678"), bytes)
+
+
+# -- the persistentPinUvAuthToken (CTAP 2.2 §6.5.5.7.2 step 12) ------------------------------
+
+
+def test_pcmr_returns_the_persistent_token_and_keeps_the_live_one(platform: PinPlatform) -> None:
+    _with_pin(platform)
+    live = platform.token(PIN, Permission.MC | Permission.GA, "a.example")
+    assert isinstance(live, bytes)
+    persistent = platform.token(PIN, Permission.PCMR, "ignored.example")
+    assert isinstance(persistent, bytes) and len(persistent) == 32 and persistent != live
+    # No resetPinUvAuthToken: the mc/ga token is untouched and still works.
+    token_state = platform.auth.context.pin_token
+    assert token_state.value == live
+    grant = token_state.grant
+    assert grant is not None and grant.permissions == Permission.MC | Permission.GA
+    assert grant.rp_id == "a.example"
+    # Undefined bits are ignored; asking again returns the same persistent token.
+    assert platform.token(PIN, 0x80 | Permission.PCMR) == persistent
+    assert platform.make_credential(live, "a.example", b"u").status is CtapStatus.OK
+    # The persistent token is no pinUvAuthToken: makeCredential refuses it.
+    assert platform.make_credential(persistent, "a.example", b"v").status is (
+        CtapStatus.PIN_AUTH_INVALID
+    )
+    # A new ordinary token does not touch the persistent one either.
+    assert isinstance(platform.token(PIN, Permission.GA), bytes)
+    assert platform.token(PIN, Permission.PCMR) == persistent
+
+
+def test_pcmr_still_checks_the_pin(platform: PinPlatform) -> None:
+    assert platform.token(PIN, Permission.PCMR) is CtapStatus.PIN_NOT_SET
+    _with_pin(platform)
+    assert platform.token("0000", Permission.PCMR) is CtapStatus.PIN_INVALID
+    assert platform.retries() == (SECURITY_KEY.pin_retries - 1, False)
+    assert isinstance(platform.token(PIN, Permission.PCMR), bytes)
+    assert platform.retries() == (SECURITY_KEY.pin_retries, False)
+
+
+def test_pin_change_and_reset_replace_the_persistent_token(
+    store: Store, manual_clock: ManualClock, version: int
+) -> None:
+    platform = _with_pin(PinPlatform(Authenticator(store, clock=manual_clock), version))
+    first = platform.token(PIN, Permission.PCMR)
+    assert isinstance(first, bytes)
+    assert platform.change_pin(PIN, "5678") is CtapStatus.OK
+    second = platform.token("5678", Permission.PCMR)
+    assert isinstance(second, bytes) and second != first
+    # A refused change (wrong PIN) revokes nothing.
+    assert platform.change_pin(PIN, "9999") is CtapStatus.PIN_INVALID
+    assert platform.token("5678", Permission.PCMR) == second
+    platform = PinPlatform(Authenticator(store, clock=manual_clock), version)  # power cycle
+    assert platform.token("5678", Permission.PCMR) == second  # it is persistent
+    assert call(platform.auth, Command.RESET).status is CtapStatus.OK
+    assert platform.token("5678", Permission.PCMR) is CtapStatus.PIN_NOT_SET
+    _with_pin(platform)
+    third = platform.token(PIN, Permission.PCMR)
+    assert isinstance(third, bytes) and third not in (first, second)
 
 
 # -- retries and lockout (§6.5.2.2, §6.5.5.7.1 step 9) ---------------------------------------
@@ -525,6 +581,21 @@ def test_uv_failures_count_and_block(uv_platform: PinPlatform) -> None:
     assert uv_platform.set_pin(PIN) is CtapStatus.OK
     assert isinstance(uv_platform.token(PIN, Permission.GA), bytes)
     assert isinstance(uv_platform.uv_token(Permission.GA), bytes)
+
+
+def test_uv_pcmr_gives_the_persistent_token(uv_platform: PinPlatform) -> None:
+    live = uv_platform.uv_token(Permission.GA, "example.com")
+    assert isinstance(live, bytes)
+    persistent = uv_platform.uv_token(Permission.PCMR)
+    assert isinstance(persistent, bytes) and persistent != live
+    assert uv_platform.auth.context.pin_token.value == live  # §6.5.5.7.3 step 11
+    assert uv_platform.uv_token(Permission.PCMR | Permission.GA) is (
+        CtapStatus.UNAUTHORIZED_PERMISSION
+    )
+    # The PIN's arrival revokes a grant made by UV alone.
+    assert uv_platform.set_pin(PIN) is CtapStatus.OK
+    again = uv_platform.token(PIN, Permission.PCMR)
+    assert isinstance(again, bytes) and again != persistent
 
 
 def test_uv_not_configured_is_not_allowed(manual_clock: ManualClock) -> None:

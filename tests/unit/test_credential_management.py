@@ -6,13 +6,21 @@ keys compared with the attested ones via python-fido2's AuthenticatorData."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import cbor2
 import pytest
 from fido2.webauthn import AuthenticatorData
 
-from authenticator import SECURITY_KEY, Authenticator, Command, CtapStatus, ManualClock
+from authenticator import (
+    SECURITY_KEY,
+    Authenticator,
+    Command,
+    CtapStatus,
+    ManualClock,
+    SqliteStore,
+)
 from authenticator.commands import (
     CredentialManagementResponseKey,
     CredentialManagementSubCommand,
@@ -92,6 +100,10 @@ def platform(manual_clock: ManualClock) -> PinPlatform:
 
 @pytest.fixture
 def made(platform: PinPlatform) -> dict[bytes, dict[int, Any]]:
+    return make_accounts(platform)
+
+
+def make_accounts(platform: PinPlatform) -> dict[bytes, dict[int, Any]]:
     """Every account in ACCOUNTS, by user ID: its makeCredential response."""
     responses = {}
     for rp_id, users in ACCOUNTS.items():
@@ -249,9 +261,10 @@ def test_the_last_next_ends_the_enumeration(platform: PinPlatform, made: dict[by
     cm = manager(platform)
     assert len(cm.rps()) == 3
     assert cm.next_rp().status is CtapStatus.NOT_ALLOWED
-    assert cm(Sub.ENUMERATE_CREDENTIALS_BEGIN, {1: rp_hash("b.example")}).body[
-        Out.TOTAL_CREDENTIALS
-    ] == 1
+    assert (
+        cm(Sub.ENUMERATE_CREDENTIALS_BEGIN, {1: rp_hash("b.example")}).body[Out.TOTAL_CREDENTIALS]
+        == 1
+    )
     assert cm.next_credential().status is CtapStatus.NOT_ALLOWED  # one: nothing pending
 
 
@@ -323,6 +336,64 @@ def test_read_only_token(platform: PinPlatform, made: dict[bytes, Any]) -> None:
     assert delete.status is CtapStatus.PIN_AUTH_INVALID
     update = {2: victim[Out.CREDENTIAL_ID], 3: victim[Out.USER]}
     assert cm(Sub.UPDATE_USER_INFORMATION, update).status is CtapStatus.PIN_AUTH_INVALID
+    assert len(cm.credentials("a.example")) == 3  # nothing changed
+    # A wrong MAC, or the right MAC under another protocol, is still PIN_AUTH_INVALID.
+    assert cm(Sub.GET_CREDS_METADATA, mac=bytes(32)).status is CtapStatus.PIN_AUTH_INVALID
+    other = 1 if platform.version == 2 else 2
+    assert cm(Sub.GET_CREDS_METADATA, protocol=other).status is CtapStatus.PIN_AUTH_INVALID
+
+
+def test_read_only_token_is_persistent(manual_clock: ManualClock, tmp_path: Path) -> None:
+    """CTAP 2.2: no usage timers, survives power cycles (SqliteStore), and a new ordinary
+    token neither replaces it nor is replaced by it."""
+    store = SqliteStore(tmp_path / "device.sqlite")
+    platform = PinPlatform(Authenticator(store, clock=manual_clock, strict=True))
+    assert platform.set_pin(PIN) is CtapStatus.OK
+    make_accounts(platform)
+    live = manager(platform, Permission.CM | Permission.MC)
+    viewer = manager(platform, Permission.PCMR)
+    assert live(Sub.GET_CREDS_METADATA).status is CtapStatus.OK  # not reset by the grant
+    assert platform.make_credential(live.token, "d.example", b"u6").status is CtapStatus.OK
+    manual_clock.advance(11 * 60)  # past MAX_USAGE_TIME_PERIOD
+    assert live(Sub.GET_CREDS_METADATA).status is CtapStatus.PIN_AUTH_INVALID
+    assert viewer(Sub.GET_CREDS_METADATA).body[Out.EXISTING_RESIDENT_CREDENTIALS_COUNT] == 6
+    store.close()
+    store = SqliteStore(tmp_path / "device.sqlite")  # power cycle, a new process
+    platform.auth = Authenticator(store, clock=manual_clock, strict=True)
+    manual_clock.advance(3600)
+    assert len(viewer.rps()) == 4
+    assert [c[Out.USER]["id"] for c in viewer.credentials("b.example")] == [b"u4"]
+    store.close()
+
+
+def test_read_only_token_next_to_an_rp_bound_token(
+    platform: PinPlatform, made: dict[bytes, Any]
+) -> None:
+    viewer = manager(platform, Permission.PCMR)
+    bound = manager(platform, Permission.CM, "a.example")
+    # The bound token's RP does not restrict the persistent token, nor the other way round.
+    assert len(viewer.rps()) == 3
+    assert len(viewer.credentials("b.example")) == 1
+    assert bound(Sub.ENUMERATE_RPS_BEGIN).status is CtapStatus.PIN_AUTH_INVALID
+    mine = bound.credentials("a.example")[0][Out.CREDENTIAL_ID]
+    assert viewer(Sub.DELETE_CREDENTIAL, {2: mine}).status is CtapStatus.PIN_AUTH_INVALID
+    assert bound(Sub.DELETE_CREDENTIAL, {2: mine}).status is CtapStatus.OK
+
+
+def test_read_only_token_dies_with_the_pin_and_on_reset(
+    platform: PinPlatform, made: dict[bytes, Any]
+) -> None:
+    viewer = manager(platform, Permission.PCMR)
+    assert platform.change_pin(PIN, "5678") is CtapStatus.OK
+    assert viewer(Sub.GET_CREDS_METADATA).status is CtapStatus.PIN_AUTH_INVALID
+    new_pin = platform.token("5678", Permission.PCMR)
+    assert isinstance(new_pin, bytes)
+    viewer = Manager(platform, new_pin)
+    assert viewer(Sub.GET_CREDS_METADATA).status is CtapStatus.OK
+    platform.auth = Authenticator(platform.auth.context.store, strict=True)  # power cycle
+    assert viewer(Sub.GET_CREDS_METADATA).status is CtapStatus.OK
+    assert call(platform.auth, Command.RESET).status is CtapStatus.OK
+    assert viewer(Sub.GET_CREDS_METADATA).status is CtapStatus.PIN_AUTH_INVALID
 
 
 def test_unknown_subcommand(platform: PinPlatform) -> None:

@@ -1,5 +1,6 @@
-"""pinUvAuthToken state (timers, flags, permissions, RP binding) and the PIN/UV protocols,
-with python-fido2's PinProtocolV1/V2 as the independent peer."""
+"""pinUvAuthToken state (timers, flags, permissions, RP binding), CTAP 2.2's
+persistentPinUvAuthToken record, and the PIN/UV protocols, with python-fido2's
+PinProtocolV1/V2 as the independent peer."""
 
 from __future__ import annotations
 
@@ -8,15 +9,20 @@ from typing import Any
 import pytest
 from fido2.ctap2.pin import PinProtocolV1, PinProtocolV2
 
-from authenticator import CtapStatus, ManualClock, SeededEntropy
-from authenticator.keys import SystemEntropy
-from authenticator.pin_protocol import PinProtocol, PinUvAuthProtocol
+from authenticator import CtapStatus, ManualClock, SeededEntropy, Store
+from authenticator.keys import Sealer, SystemEntropy
+from authenticator.pin_protocol import PinProtocol, PinUvAuthProtocol, authenticate
 from authenticator.pin_token import (
     INITIAL_USAGE_TIME_LIMIT,
     MAX_USAGE_TIME_PERIOD,
+    PERSISTENT_TOKEN_STATE,
     USER_PRESENT_TIME_LIMIT,
     Permission,
+    PersistentToken,
     PinUvAuthToken,
+    authorize_persistent,
+    grant_persistent_token,
+    reset_persistent_token,
 )
 from authenticator.status import CtapError
 
@@ -128,3 +134,55 @@ def test_reset_changes_the_value_and_stops_the_token() -> None:
     token.reset()
     assert token.value != old and not token.in_use
     assert old.hex() not in repr(token) and token.value.hex() not in repr(token)
+
+
+# -- the persistentPinUvAuthToken (CTAP 2.2) ------------------------------------------------
+
+
+def _sealer() -> Sealer:
+    return Sealer(b"\x07" * 32, SystemEntropy())
+
+
+def test_persistent_token_is_granted_once_and_then_reused(store: Store) -> None:
+    sealer, entropy = _sealer(), SystemEntropy()
+    assert PersistentToken.load(store, sealer) is None
+    value = grant_persistent_token(store, sealer, entropy, Permission.PCMR)
+    assert len(value) == 32
+    assert grant_persistent_token(store, sealer, entropy, Permission.PCMR) == value
+    loaded = PersistentToken.load(store, sealer)
+    assert loaded == PersistentToken(value, Permission.PCMR)
+    assert value.hex() not in repr(loaded)
+    # Sealed in the store, never in clear; bound to its name and to the device key.
+    raw = store.get_state(PERSISTENT_TOKEN_STATE)
+    assert raw is not None and value not in raw
+    assert PersistentToken.load(store, Sealer(b"\x08" * 32, entropy)) is None
+    reset_persistent_token(store)
+    assert store.get_state(PERSISTENT_TOKEN_STATE) is None
+    assert grant_persistent_token(store, sealer, entropy, Permission.PCMR) != value
+
+
+@pytest.mark.parametrize("version", list(PinUvAuthProtocol))
+def test_authorize_persistent(store: Store, version: PinUvAuthProtocol) -> None:
+    sealer = _sealer()
+
+    def check(protocol: int | None, param: bytes | None, permission: Permission) -> CtapStatus:
+        try:
+            authorize_persistent(store, sealer, protocol, param, b"m", permission)
+        except CtapError as error:
+            return error.status
+        return CtapStatus.OK
+
+    mac_of_nothing = authenticate(version, bytes(32), b"m")
+    assert check(version, mac_of_nothing, Permission.PCMR) is CtapStatus.PIN_AUTH_INVALID
+    value = grant_persistent_token(store, sealer, SystemEntropy(), Permission.PCMR)
+    mac = authenticate(version, value, b"m")
+    assert check(version, mac, Permission.PCMR) is CtapStatus.OK
+    assert check(version, mac, Permission.CM) is CtapStatus.PIN_AUTH_INVALID  # pcmr only
+    assert check(version, authenticate(version, value, b"n"), Permission.PCMR) is (
+        CtapStatus.PIN_AUTH_INVALID
+    )
+    assert check(3, mac, Permission.PCMR) is CtapStatus.PIN_AUTH_INVALID
+    assert check(None, mac, Permission.PCMR) is CtapStatus.PIN_AUTH_INVALID
+    assert check(version, None, Permission.PCMR) is CtapStatus.PIN_AUTH_INVALID
+    store.put_state(PERSISTENT_TOKEN_STATE, b"\x00" * 61)  # damaged: never a grant
+    assert check(version, mac, Permission.PCMR) is CtapStatus.PIN_AUTH_INVALID
