@@ -22,7 +22,7 @@ from authenticator.attestation import STATE_PREFIX as ATTESTATION_STATE
 from authenticator.attestation import AttestationAuthority
 from authenticator.bio_enrollment import BioEnrollmentRequest, bio_enrollment
 from authenticator.bio_enrollment import enrolled as bio_enrolled
-from authenticator.client_pin import ClientPinRequest, client_pin
+from authenticator.client_pin import ClientPinRequest, advertise_persistent_token, client_pin
 from authenticator.clock import Clock, SystemClock
 from authenticator.commands import Command, GetInfoKey
 from authenticator.config import SECURITY_KEY, AttestationFormat, AuthenticatorConfig
@@ -314,6 +314,7 @@ def _get_info(ctx: Context) -> Handler[dict[int, Any]]:
     }
     advertise_pin_uv(ctx, options, info)
     advertise_pin_complexity_policy(ctx, info)
+    advertise_persistent_token(ctx, info)
     extensions = advertised_extensions(ctx)
     if extensions:
         info[GetInfoKey.EXTENSIONS] = extensions

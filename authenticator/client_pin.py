@@ -12,7 +12,8 @@ protocol's key-agreement key. Every token issued replaces the previous one
 (``resetPinUvAuthToken``), and so does a PIN change, except a request for exactly ``pcmr``
 (CTAP 2.2): that returns the persistentPinUvAuthToken (``pin_token.grant_persistent_token``)
 and leaves the pinUvAuthToken as it was. Setting or changing the PIN resets the persistent
-token too.
+token too. While it holds a permission, getInfo carries ``encIdentifier`` (CTAP 2.2, 0x19):
+a device identifier only that token's holder can read (``advertise_persistent_token``).
 
 forcePINChange (set by authenticatorConfig's setMinPINLength) refuses tokens after a
 correct PIN: the legacy getPinToken answers PIN_INVALID (CTAP 2.1 §6.5.5.7.1 step 11), the
@@ -35,13 +36,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from authenticator.commands import ClientPinKey, ClientPinResponseKey, ClientPinSubCommand
+from authenticator.commands import (
+    ClientPinKey,
+    ClientPinResponseKey,
+    ClientPinSubCommand,
+    GetInfoKey,
+)
 from authenticator.context import Context, Handler
 from authenticator.extensions.pin_complexity_policy import require_complex_pin
-from authenticator.pin_protocol import PinProtocol, PinUvAuthProtocol, SharedSecret
+from authenticator.pin_protocol import AES_BLOCK, PinProtocol, PinUvAuthProtocol, SharedSecret
 from authenticator.pin_token import (
     ALL_PERMISSIONS,
     Permission,
+    PersistentToken,
     grant_persistent_token,
     reset_persistent_token,
 )
@@ -66,6 +73,8 @@ PADDED_PIN_LENGTH: Final = 64  # CTAP 2.1 §6.5.5.5: newPinEnc carries exactly 6
 MAX_PIN_BYTES: Final = 63
 PIN_HASH_LENGTH: Final = 16
 MAX_CONSECUTIVE_MISMATCHES: Final = 3  # then PIN_AUTH_BLOCKED until a power cycle
+DEVICE_IDENTIFIER_PURPOSE: Final = b"fidoemu encIdentifier"
+ENC_IDENTIFIER_INFO: Final = b"encIdentifier"  # CTAP 2.2 §6.4: the HKDF info of its key
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,3 +346,25 @@ def _issue(
     token.reset()
     token.begin_using(protocol.version, permissions, rp_id, user_present=user_present)
     return {ClientPinResponseKey.PIN_UV_AUTH_TOKEN: secret.encrypt(token.value)}
+
+
+def advertise_persistent_token(ctx: Context, info: dict[int, Any]) -> None:
+    """getInfo's ``encIdentifier`` (CTAP 2.2 §6.4, optional): while the persistentPinUvAuthToken
+    holds a permission, a 16-byte device identifier under AES-128-CBC with a fresh IV in front,
+    keyed by HKDF-SHA-256(persistentPinUvAuthToken, salt 32 zero bytes, "encIdentifier").
+    Anyone may call getInfo; only the token's holder can tell two answers come from one device.
+    The identifier is derived from the device key, so authenticatorReset changes it."""
+    config = ctx.config
+    if not (config.credential_management and config.per_credential_management_read_only):
+        return
+    token = PersistentToken.load(ctx.store, ctx.sealer)
+    if token is None or not token.permissions:
+        return
+    identifier = ctx.sealer.derive(DEVICE_IDENTIFIER_PURPOSE, b"", AES_BLOCK)
+    # HKDF (RFC 5869) with a 16-byte output is one HMAC block, truncated.
+    prk = hmac.new(bytes(32), token.value, hashlib.sha256).digest()
+    key = hmac.new(prk, ENC_IDENTIFIER_INFO + b"\x01", hashlib.sha256).digest()[:AES_BLOCK]
+    # Protocol two's encrypt is exactly "random IV || AES-CBC(key, IV, plaintext)"; a
+    # 16-byte key makes it AES-128.
+    cipher = SharedSecret(PinUvAuthProtocol.TWO, b"", key, ctx.entropy)
+    info[GetInfoKey.ENC_IDENTIFIER] = cipher.encrypt(identifier)

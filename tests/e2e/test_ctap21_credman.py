@@ -180,3 +180,53 @@ def test_prototype_command_0x41() -> None:
     _register(ctap2, "a.example", b"u1", client_pin.get_pin_token(PIN), client_pin.protocol)
     credman = CM(ctap2, client_pin.protocol, client_pin.get_pin_token(PIN))  # legacy token
     assert [rp[CM.RESULT.RP]["id"] for rp in credman.enumerate_rps()] == ["a.example"]
+
+
+def test_enc_identifier(tmp_path: Path) -> None:
+    """getInfo's encIdentifier (0x19): absent until a persistent token exists, then a fresh
+    ciphertext per call that python-fido2 opens with the token to one stable identifier,
+    through power cycles and PIN changes, and a new one after authenticatorReset."""
+    clock = ManualClock()  # authenticatorReset needs to come within 10 s of power-up
+    store = SqliteStore(tmp_path / "key.sqlite")
+    ctap2 = Ctap2(InProcessDevice(Authenticator(store, clock=clock, strict=True)))
+    assert ctap2.get_info().enc_identifier is None
+    client_pin = ClientPin(ctap2, PinProtocolV2())
+    client_pin.set_pin(PIN)
+    client_pin.get_pin_token(PIN, P.CREDENTIAL_MGMT)
+    assert ctap2.get_info().enc_identifier is None  # an ordinary token does not count
+    read_only = client_pin.get_pin_token(PIN, P.PERSISTENT_CREDENTIAL_MGMT)
+    first, second = ctap2.get_info(), ctap2.get_info()
+    assert first.enc_identifier is not None and len(first.enc_identifier) == 32
+    assert first.enc_identifier != second.enc_identifier  # a new IV every time
+    identifier = first.get_identifier(read_only)
+    assert identifier is not None and len(identifier) == 16
+    assert second.get_identifier(read_only) == identifier
+    assert first.get_identifier(bytes(32)) != identifier  # only the holder can read it
+    store.close()
+
+    store = SqliteStore(tmp_path / "key.sqlite")  # power cycle
+    ctap2 = Ctap2(InProcessDevice(Authenticator(store, clock=clock, strict=True)))
+    assert ctap2.get_info().get_identifier(read_only) == identifier
+    client_pin = ClientPin(ctap2, PinProtocolV1())
+    client_pin.change_pin(PIN, "8642")
+    assert ctap2.get_info().enc_identifier is None  # the token is gone
+    read_only = client_pin.get_pin_token("8642", P.PERSISTENT_CREDENTIAL_MGMT)
+    assert ctap2.get_info().get_identifier(read_only) == identifier  # the same device
+    ctap2.reset()
+    client_pin = ClientPin(ctap2, PinProtocolV2())
+    client_pin.set_pin(PIN)
+    read_only = client_pin.get_pin_token(PIN, P.PERSISTENT_CREDENTIAL_MGMT)
+    assert ctap2.get_info().get_identifier(read_only) not in (None, identifier)
+    store.close()
+
+
+def test_no_enc_identifier_without_per_cred_mgmt_ro() -> None:
+    config = replace(SECURITY_KEY, per_credential_management_read_only=False)
+    ctap2 = Ctap2(InProcessDevice(Authenticator(config=config, strict=True)))
+    assert "perCredMgmtRO" not in ctap2.info.options
+    client_pin = ClientPin(ctap2, PinProtocolV2())
+    client_pin.set_pin(PIN)
+    with pytest.raises(CtapError) as err:
+        client_pin.get_pin_token(PIN, P.PERSISTENT_CREDENTIAL_MGMT)
+    assert err.value.code is CtapError.ERR.UNAUTHORIZED_PERMISSION
+    assert ctap2.get_info().enc_identifier is None
