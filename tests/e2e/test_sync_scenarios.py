@@ -488,19 +488,51 @@ def test_cxf_refuses_to_export_counting_credentials(cloud: Cloud, rp: RelyingPar
 
 
 def test_uv_policies_are_visible_to_the_rp(cloud: Cloud) -> None:
-    rp = RelyingParty()
-    iphone = cloud.account("a", provider=ICLOUD_KEYCHAIN).device("iPhone")
-    assert rp.register(iphone).user_verified
-    linux = cloud.account("b", provider=GOOGLE_PASSWORD_MANAGER).device(
-        "linux-chrome", has_biometrics=False
+    """The provider's platform applies its UV rule (``ProviderClient``): GPM verifies when
+    the RP requires it (with its PIN where there are no biometrics), on "preferred" only with
+    biometrics, never on "discouraged" [S5]; iOS always verifies [S16]."""
+    from transports.sync.providers import ProviderClient
+
+    server = Fido2Server(PublicKeyCredentialRpEntity(name="Example", id=RP_ID))
+
+    def user_verified(device: Device, user_id: bytes, uv: UserVerificationRequirement) -> bool:
+        options, state = server.register_begin(
+            PublicKeyCredentialUserEntity(id=user_id, name="u", display_name="U"),
+            resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+            user_verification=uv,
+        )
+        response = ProviderClient(device, ORIGIN).make_credential(options.public_key)
+        auth_data = server.register_complete(state, response)
+        verified = verify_registration_response(
+            credential=json.dumps(dict(response)),
+            expected_challenge=options.public_key.challenge,
+            expected_rp_id=RP_ID,
+            expected_origin=ORIGIN,
+            require_user_verification=uv is UserVerificationRequirement.REQUIRED,
+        )
+        assert verified.user_verified is auth_data.is_user_verified()
+        return verified.user_verified
+
+    required, preferred, discouraged = (
+        UserVerificationRequirement.REQUIRED,
+        UserVerificationRequirement.PREFERRED,
+        UserVerificationRequirement.DISCOURAGED,
     )
-    registration = rp.register(linux, user_id=b"b")
-    assert not registration.user_verified, "GPM verifies on 'preferred' only with biometrics"
-    assert not rp.login(linux, [registration]).user_verified
+    iphone = cloud.account("a", provider=ICLOUD_KEYCHAIN).device("iPhone")
+    assert user_verified(iphone, b"a", discouraged)
+    gpm = cloud.account("b", provider=GOOGLE_PASSWORD_MANAGER)
+    linux = gpm.device("linux-chrome", has_biometrics=False)
+    assert not user_verified(linux, b"b", preferred), "'preferred' needs biometrics"
+    assert user_verified(linux, b"b2", required), "the GPM PIN verifies"
+    assert not user_verified(linux, b"b3", discouraged)
+    mac = gpm.device("mac")
+    assert user_verified(mac, b"c", preferred)
+    assert not user_verified(mac, b"c2", discouraged)
+    # A plain CTAP client sees the Linux device without built-in UV.
+    rp = RelyingParty()
+    assert not rp.register(linux, user_id=b"d").user_verified
     with pytest.raises(ClientError):
-        rp.register(linux, user_id=b"b2", uv=UserVerificationRequirement.REQUIRED)
-    mac = cloud.account("b", provider=GOOGLE_PASSWORD_MANAGER).device("mac")
-    assert rp.register(mac, user_id=b"c").user_verified
+        rp.register(linux, user_id=b"d2", uv=UserVerificationRequirement.REQUIRED)
 
 
 def test_recovery_joins_a_device_and_exhaustion_forces_a_reset(

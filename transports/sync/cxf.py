@@ -7,6 +7,9 @@ Rules applied (CXF §3.3.3 as quoted in reference §4.1):
 
 * ``credentialId``, ``rpId`` and ``userHandle`` are the registration values; ``key`` is the
   PKCS#8 DER private key; ``username``/``userDisplayName`` are the current (edited) names.
+* ``fido2Extensions.hmacCredentials`` carries the hmac-secret secrets behind PRF
+  (``credWithUV``/``credWithoutUV`` are CredRandomWithUV/WithoutUV), so the same PRF
+  evaluation gives the same output after an import.
 * Passkeys with a non-zero signature counter MUST NOT be exported (``CxfExport.excluded``).
 * Importers MUST set the counter to zero and never increment it: only a provider whose profile
   counts nothing (``CounterMode.ZERO``) may import.
@@ -32,6 +35,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from authenticator.config import CounterMode
 from authenticator.credential import CredentialSecrets, StoredCredential
+from authenticator.extensions.hmac_secret import CRED_RANDOM_SIZE, SECRET_WITH_UV, SECRET_WITHOUT_UV
+from authenticator.extensions.hmac_secret import EXTRA_KEY as HMAC_SECRET_MARK
 from authenticator.keys import CoseAlgorithm, CredentialKey
 from authenticator.store.base import GLOBAL_COUNTER
 from transports.sync.store import SyncMeta
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
 
 CXF_VERSION: Final = {"major": 1, "minor": 0}
 PASSKEY: Final = "passkey"
+HMAC_ALGORITHM: Final = "hmac-sha256"  # CXF hmacCredentials.algorithm (reference §4.1)
 MAX_ID_BYTES: Final = 64  # CXF: item and account IDs are at most 64 bytes
 MAX_CREDENTIAL_ID: Final = 1023  # WebAuthn §4: credential IDs are at most 1023 bytes
 
@@ -114,6 +120,18 @@ def export_cxf(
             excluded.append(credential.credential_id)
             continue
         meta = SyncMeta.of(credential)
+        passkey: dict[str, Any] = {
+            "type": PASSKEY,
+            "credentialId": b64url(credential.credential_id),
+            "rpId": credential.rp_id,
+            "username": credential.user_name or "",
+            "userDisplayName": credential.user_display_name or "",
+            "userHandle": b64url(credential.user_id),
+            "key": b64url(_pkcs8(secrets.key)),
+        }
+        hmac_credentials = _hmac_credentials(credential, secrets)
+        if hmac_credentials is not None:
+            passkey["fido2Extensions"] = {"hmacCredentials": hmac_credentials}
         items.append(
             {
                 "id": b64url(hashlib.sha256(b"item" + credential.credential_id).digest()[:16]),
@@ -121,17 +139,7 @@ def export_cxf(
                 "modifiedAt": int(meta.modified_at),
                 "title": credential.rp_name or credential.rp_id,
                 "scope": {"urls": [f"https://{credential.rp_id}"], "androidApps": []},
-                "credentials": [
-                    {
-                        "type": PASSKEY,
-                        "credentialId": b64url(credential.credential_id),
-                        "rpId": credential.rp_id,
-                        "username": credential.user_name or "",
-                        "userDisplayName": credential.user_display_name or "",
-                        "userHandle": b64url(credential.user_id),
-                        "key": b64url(_pkcs8(secrets.key)),
-                    }
-                ],
+                "credentials": [passkey],
             }
         )
     account_id = device.account.id
@@ -152,6 +160,50 @@ def export_cxf(
         ],
     }
     return CxfExport(document, tuple(excluded))
+
+
+def _hmac_credentials(
+    credential: StoredCredential, secrets: CredentialSecrets
+) -> dict[str, str] | None:
+    """CXF ``fido2Extensions.hmacCredentials`` (reference §4.1, §4.3): the credential's
+    hmac-secret CredRandomWithUV and CredRandomWithoutUV, which PRF outputs are computed
+    from (WebAuthn L3 §10.1.4). fidoemu keeps two secrets, as CXF does, so they map one to
+    one; a credential made without hmac-secret has none."""
+    if credential.extra.get(HMAC_SECRET_MARK) is not True:
+        return None
+    with_uv = secrets.extra.get(SECRET_WITH_UV)
+    without_uv = secrets.extra.get(SECRET_WITHOUT_UV)
+    if with_uv is None or without_uv is None:
+        return None
+    return {
+        "algorithm": HMAC_ALGORITHM,
+        "credWithUV": b64url(with_uv),
+        "credWithoutUV": b64url(without_uv),
+    }
+
+
+def _import_hmac_credentials(entry: Mapping[str, Any]) -> dict[str, bytes]:
+    """The hmac-secret secrets of an imported passkey (none when the exporter had none)."""
+    extensions = entry.get("fido2Extensions")
+    if extensions is None:
+        return {}
+    if not isinstance(extensions, Mapping):
+        raise ValueError("fido2Extensions must be an object")
+    hmac_credentials = extensions.get("hmacCredentials")
+    if hmac_credentials is None:
+        return {}
+    if not isinstance(hmac_credentials, Mapping):
+        raise ValueError("hmacCredentials must be an object")
+    algorithm = hmac_credentials.get("algorithm")
+    if algorithm != HMAC_ALGORITHM:
+        raise ValueError(f"unsupported hmacCredentials algorithm {algorithm!r}")
+    found = {
+        SECRET_WITH_UV: unb64url(hmac_credentials.get("credWithUV")),
+        SECRET_WITHOUT_UV: unb64url(hmac_credentials.get("credWithoutUV")),
+    }
+    if any(len(value) != CRED_RANDOM_SIZE for value in found.values()):
+        raise ValueError(f"hmacCredentials secrets must be {CRED_RANDOM_SIZE} bytes")
+    return found
 
 
 _ALGORITHMS: Final = {"secp256r1": CoseAlgorithm.ES256, "secp384r1": CoseAlgorithm.ES384}
@@ -195,7 +247,7 @@ def import_cxf(device: Device, document: Mapping[str, Any] | str) -> CxfImport:
                     continue  # CXF: unknown credential types are tolerated
                 label = str(entry.get("credentialId", "?"))
                 try:
-                    credential_id = _import_passkey(device, entry, origin)
+                    credential_id = _import_passkey(device, entry, origin, item.get("title"))
                 except (ValueError, TypeError, KeyError) as exc:
                     skipped.append((label, str(exc)))
                     continue
@@ -203,7 +255,7 @@ def import_cxf(device: Device, document: Mapping[str, Any] | str) -> CxfImport:
     return CxfImport(tuple(imported), tuple(skipped))
 
 
-def _import_passkey(device: Device, entry: Mapping[str, Any], origin: str) -> bytes:
+def _import_passkey(device: Device, entry: Mapping[str, Any], origin: str, title: object) -> bytes:
     credential_id = unb64url(entry["credentialId"])
     if not 16 <= len(credential_id) <= MAX_CREDENTIAL_ID:
         raise ValueError("credentialId length out of range")
@@ -220,7 +272,9 @@ def _import_passkey(device: Device, entry: Mapping[str, Any], origin: str) -> by
     if device.store.record(credential_id) is not None:
         raise ValueError("already in this keychain")
     name, display = entry.get("username"), entry.get("userDisplayName")
-    sealed = CredentialSecrets(key).seal(device.store.sealer(), credential_id)
+    hmac_secrets = _import_hmac_credentials(entry)
+    extra: dict[str, Any] = {HMAC_SECRET_MARK: True} if hmac_secrets else {}
+    sealed = CredentialSecrets(key, hmac_secrets).seal(device.store.sealer(), credential_id)
     credential = StoredCredential(
         credential_id=credential_id,
         rp_id=rp_id,
@@ -231,7 +285,10 @@ def _import_passkey(device: Device, entry: Mapping[str, Any], origin: str) -> by
         created=device.store.next_sequence(),
         user_name=name if isinstance(name, str) else None,
         user_display_name=display if isinstance(display, str) else None,
+        # The item's title is what the exporter showed: our export writes the RP's name.
+        rp_name=title if isinstance(title, str) and title and title != rp_id else None,
         backup_eligible=provider.backup_eligible,  # the importer syncs it now (reference §4.3)
+        extra=extra,
     )
     credential = SyncMeta(origin=origin).attach(credential)
     replaces = [c.credential_id for c in device.store.discoverable_for_user(rp_id, user_id)]

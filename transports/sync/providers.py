@@ -14,10 +14,30 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from authenticator.config import PLATFORM, AttestationFormat, AuthenticatorConfig, CounterMode
+from fido2.client import AssertionSelection, DefaultClientDataCollector, Fido2Client
+from fido2.webauthn import (
+    AuthenticatorSelectionCriteria,
+    PublicKeyCredentialCreationOptions,
+    PublicKeyCredentialRequestOptions,
+    RegistrationResponse,
+    UserVerificationRequirement,
+)
+
+from authenticator.authenticator import Authenticator
+from authenticator.config import (
+    PLATFORM,
+    AttestationFormat,
+    AuthenticatorConfig,
+    CounterMode,
+    NonResident,
+)
 from authenticator.keys import CoseAlgorithm
+from transports.inprocess import InProcessDevice
+
+if TYPE_CHECKING:
+    from transports.sync.keychain import Device
 
 
 class BackupState(StrEnum):
@@ -29,11 +49,14 @@ class BackupState(StrEnum):
 
 
 class UvPolicy(StrEnum):
-    """How a provider answers ``userVerification`` (what the UV flag can say)."""
+    """How a provider answers ``userVerification`` (what the UV flag can say); the rule is
+    ``ProviderProfile.will_verify``."""
 
     ALWAYS = "always"  # iOS: Face ID, Touch ID or the passcode, every time [S16 ios.md]
-    BIOMETRICS = "biometrics"  # GPM desktop, macOS: "preferred" verifies only with biometrics [S5]
-    CLAIMED = "claimed"  # browser-extension providers set UV=1 without verifying [S16]
+    # GpmWillDoUserVerification [S5]: "required" -> UV (the GPM PIN where there are no
+    # biometrics), "preferred" -> UV only with platform biometrics, "discouraged" -> none.
+    BIOMETRICS = "biometrics"
+    CLAIMED = "claimed"  # browser-extension providers set UV=1 without verifying [S16, S8]
 
 
 class SameUserHandle(StrEnum):
@@ -81,6 +104,9 @@ class ProviderProfile:
     transports: tuple[str, ...] = ("hybrid", "internal")
     attachment: Attachment | None = Attachment.PLATFORM  # None: the Bitwarden #7141 report
     discoverable_only: bool = True
+    # residentKey "discouraged" on a provider that is not discoverable-only: a stored,
+    # synced item with discoverable=false (Bitwarden [S8]), never a key wrapped in the ID.
+    non_resident: NonResident = NonResident.STORED
     same_user_handle: SameUserHandle = SameUserHandle.OVERWRITE
     edit_conflict: EditConflict = EditConflict.LAST_WRITER_WINS
     extensions: frozenset[str] = frozenset({"credProps"})
@@ -93,9 +119,47 @@ class ProviderProfile:
         """A copy with some fields changed, for one test."""
         return replace(self, **overrides)
 
-    def authenticator_config(self, *, has_biometrics: bool = True) -> AuthenticatorConfig:
-        """The core configuration of one device of this provider."""
-        built_in_uv = self.uv is not UvPolicy.BIOMETRICS or has_biometrics
+    def will_verify(self, user_verification: str, *, has_biometrics: bool = True) -> bool:
+        """Whether the provider verifies the user for this WebAuthn ``userVerification``
+        ("required", "preferred", "discouraged"): the provider's platform decides, before
+        any CTAP request (Chromium's GpmWillDoUserVerification [S5]); ``ProviderClient``
+        applies it. ALWAYS and CLAIMED report UV=1 whatever was asked (reference §0)."""
+        match self.uv:
+            case UvPolicy.BIOMETRICS:
+                return user_verification == "required" or (
+                    user_verification != "discouraged" and has_biometrics
+                )
+            case _:
+                return True
+
+    def authenticator_config(
+        self,
+        *,
+        has_biometrics: bool = True,
+        user_verification: bool | None = None,
+        backup_state: bool | None = None,
+    ) -> AuthenticatorConfig:
+        """The core configuration of one device of this provider.
+
+        With ``user_verification`` None this is the device as any CTAP client sees it:
+        ALWAYS and CLAIMED verify every ceremony (``alwaysUv``, so a discoverable credential
+        with ``userVerification: "discouraged"`` still gets UV=1); BIOMETRICS has built-in UV
+        only with biometrics. ``ProviderClient`` passes the provider's decision for one
+        ceremony instead: True verifies (GPM's PIN where there are no biometrics), False
+        makes a keychain with no UV method, so a passkey is made with UV=0 (platform
+        providers are not bound by CTAP's makeCredUvNotRqd rule). ``backup_state`` is BS at
+        registration (default: the profile's rule assuming sync is on and reachable)."""
+        if user_verification is None:
+            built_in_uv = self.uv is not UvPolicy.BIOMETRICS or has_biometrics
+            always_uv = self.uv is not UvPolicy.BIOMETRICS
+        else:
+            built_in_uv = always_uv = user_verification
+        if backup_state is None:
+            backup_state = self.backup_state is BackupState.ALWAYS
+        backed_up = (
+            self.backup_eligible and self.backup_state is not BackupState.NEVER and backup_state
+        )
+        large_blobs = "largeBlob" in self.extensions
         extensions = tuple(
             ctap for webauthn, ctaps in _CTAP_EXTENSIONS.items() if webauthn in self.extensions
             for ctap in ctaps
@@ -110,14 +174,19 @@ class ProviderProfile:
             transports=self.transports,
             platform=self.attachment is Attachment.PLATFORM,
             discoverable_only=self.discoverable_only,
+            non_resident=self.non_resident,
             built_in_uv=built_in_uv,
+            always_uv=always_uv,
             max_resident_credentials=1_000_000,  # a keychain, not a secure element
             backup_eligible=self.backup_eligible,
-            backup_state=self.backup_eligible and self.backup_state is BackupState.ALWAYS,
+            backup_state=backed_up,
             credential_management=False,  # providers manage passkeys in their own UI
-            pin_uv_auth_token=False,  # UV is the platform's own gesture: the CTAP 2.0 "uv" option
+            # UV is the platform's own gesture (the "uv" option). A largeBlob write on a
+            # device protected by UV needs a pinUvAuthToken with the lbw permission (CTAP
+            # 2.1 §6.10.2), which a client gets from built-in UV (getPinUvAuthTokenUsingUv...).
+            pin_uv_auth_token=large_blobs and built_in_uv,
             extensions=extensions,
-            large_blobs="largeBlob" in self.extensions,
+            large_blobs=large_blobs,
         )
 
 
@@ -191,3 +260,64 @@ BITWARDEN: Final = ProviderProfile(
 PROVIDERS: Final = {
     p.name: p for p in (ICLOUD_KEYCHAIN, GOOGLE_PASSWORD_MANAGER, ONEPASSWORD, BITWARDEN)
 }
+
+
+class ProviderClient:
+    """The provider's platform side of a ceremony over python-fido2's ``Fido2Client``: the
+    browser or OS that hosts the keychain (Chrome for GPM, Safari and iOS for Apple, the
+    extension for 1Password and Bitwarden) decides before any CTAP request whether the user
+    is verified (``ProviderProfile.will_verify``) and knows whether a new passkey is backed
+    up at once (BS at registration by the same rule as assertions, WebAuthn L3 §6.1.3).
+
+    Each ceremony runs on an ``Authenticator`` over the device's own synced store, configured
+    for that decision (``ProviderProfile.authenticator_config``); ``device.authenticator`` is
+    the same keychain as a plain CTAP client sees it.
+    """
+
+    def __init__(self, device: Device, origin: str) -> None:
+        self.device = device
+        self.origin = origin
+
+    def __repr__(self) -> str:
+        return f"ProviderClient({self.device.name!r}, {self.origin!r})"
+
+    def _client(self, user_verification: str | None) -> tuple[Fido2Client, bool]:
+        device = self.device
+        profile = device.account.provider
+        requirement = user_verification or "preferred"  # WebAuthn L3 §5.4.6 default
+        verify = profile.will_verify(requirement, has_biometrics=device.has_biometrics)
+        config = profile.authenticator_config(
+            has_biometrics=device.has_biometrics,
+            user_verification=verify,
+            backup_state=device.store.new_backup_state(uploads=device.reachable),
+        )
+        cloud = device.account.cloud
+        authenticator = Authenticator(
+            device.store,
+            config=config,
+            clock=cloud.clock,
+            entropy=cloud.entropy,
+            strict=device.authenticator.strict,
+            faults=device.authenticator.faults,
+        )
+        client = Fido2Client(
+            InProcessDevice(authenticator), DefaultClientDataCollector(self.origin)
+        )
+        return client, verify
+
+    def make_credential(self, options: PublicKeyCredentialCreationOptions) -> RegistrationResponse:
+        selection = options.authenticator_selection or AuthenticatorSelectionCriteria()
+        client, verify = self._client(selection.user_verification)
+        selection = replace(selection, user_verification=_requirement(verify))
+        return client.make_credential(replace(options, authenticator_selection=selection))
+
+    def get_assertion(self, options: PublicKeyCredentialRequestOptions) -> AssertionSelection:
+        client, verify = self._client(options.user_verification)
+        return client.get_assertion(replace(options, user_verification=_requirement(verify)))
+
+
+def _requirement(verify: bool) -> UserVerificationRequirement:
+    """What the platform asks its own keychain for once it has decided."""
+    if verify:
+        return UserVerificationRequirement.REQUIRED
+    return UserVerificationRequirement.DISCOURAGED

@@ -264,6 +264,18 @@ class SyncedCredentialStore:
         )
         return credential if credential.backup_state == bs else replace(credential, backup_state=bs)
 
+    def new_backup_state(self, *, uploads: bool) -> bool:
+        """BS for a passkey made now (WebAuthn L3 §6.1.3), by the rule ``with_backup_state``
+        applies to stored records: ``uploads`` says whether the new record reaches the cloud
+        during the ceremony (the device pushes at once when it can), as ``SYNCED`` needs."""
+        rule = self.profile.backup_state
+        return (
+            self.profile.backup_eligible
+            and rule is not BackupState.NEVER
+            and self._hooks.backup_state_allowed()
+            and (rule is BackupState.ALWAYS or uploads)
+        )
+
     def refresh_backup_state(self) -> None:
         """Re-derive BS on every record (sync switched off or on)."""
         for credential in self.local.credentials():
