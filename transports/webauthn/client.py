@@ -64,6 +64,8 @@ from transports.webauthn.ctap_extensions import (
     SaltRequest,
     SaltSession,
     authentication_salts,
+    check_authentication_inputs,
+    check_registration_inputs,
     read_large_blob,
     registration_salts,
     write_large_blob,
@@ -172,6 +174,10 @@ class Port(Protocol):
 
     def cancel(self) -> None: ...
 
+    def makes_discoverable_only(self) -> bool:
+        """Whether every credential it makes is discoverable, whatever the rk option."""
+        ...
+
     def ctap_device(self, trace: Trace | None = None) -> CtapDevice:
         """A python-fido2 view of the same authenticator (for ClientPin, LargeBlobs, key
         agreement) whose every CTAP2 exchange is recorded in ``trace``."""
@@ -221,6 +227,9 @@ class CorePort:
 
     def cancel(self) -> None:
         self.authenticator.cancel()
+
+    def makes_discoverable_only(self) -> bool:
+        return self.authenticator.config.discoverable_only
 
     def ctap_device(self, trace: Trace | None = None) -> CtapDevice:
         device = InProcessDevice(self.authenticator)
@@ -319,6 +328,12 @@ class DevicePort:
         if self._event is not None:
             self._event.set()
 
+    def makes_discoverable_only(self) -> bool:
+        """Known for a fidoemu ``InProcessDevice``; a foreign device (a uhid key through
+        ``CtapHidDevice``, a real key) does not say, so its rk option is taken at its word."""
+        device = self.device
+        return isinstance(device, InProcessDevice) and device.authenticator.config.discoverable_only
+
     def ctap_device(self, trace: Trace | None = None) -> CtapDevice:
         device = self.device
         return device if trace is None else RecordingDevice(device, self.name, trace)
@@ -368,6 +383,9 @@ class WebAuthnClient:
     user: ScriptedUser = field(default_factory=ScriptedUser)
     trace: Trace | None = None
     verify_rp_id: Callable[[str, str], bool] = verify_rp_id
+    # RP IDs the browser's policy permits enterprise attestation for (Chromium's
+    # SecurityKeyPermitAttestation): attestation "enterprise" then asks for ep=2.
+    enterprise_rp_ids: frozenset[str] = frozenset()
     ports: list[CorePort | DevicePort] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -403,6 +421,7 @@ class WebAuthnClient:
         """navigator.credentials.create({publicKey}) then ``toJSON()`` (WebAuthn L3 §5.1.3)."""
         opts = load_options(options)
         rp = member(opts, "rp", Mapping, "rp")
+        rp_name = member(rp, "name", str, "rp.name")  # L3 §5.4.1: a required DOMString
         user = member(opts, "user", Mapping, "user")
         challenge = b64url_decode(opts.get("challenge"), "challenge")
         user_id = b64url_decode(user.get("id"), "user.id")
@@ -414,7 +433,10 @@ class WebAuthnClient:
         attestation = optional_member(opts, "attestation", str, "attestation") or "none"
         extensions = optional_member(opts, "extensions", Mapping, "extensions") or {}
         hints = optional_member(opts, "hints", list, "hints") or []
+        formats = optional_member(opts, "attestationFormats", list, "attestationFormats") or []
         timeout = _timeout(opts.get("timeout"), selection.user_verification)
+        if extensions:
+            check_registration_inputs(extensions)
         # Step 5: user.id is 1 to 64 bytes.
         if not 1 <= len(user_id) <= MAX_USER_ID_LENGTH:
             raise OptionsTypeError("user.id must be between 1 and 64 bytes")
@@ -428,7 +450,7 @@ class WebAuthnClient:
         rk = _resident_key(selection, info)
         request: dict[int, Any] = {
             MakeCredentialKey.CLIENT_DATA_HASH: client_data_hash,
-            MakeCredentialKey.RP: _entity({"id": rp_id, "name": rp.get("name")}),
+            MakeCredentialKey.RP: {"id": rp_id, "name": rp_name},
             MakeCredentialKey.USER: _entity(
                 {"id": user_id, "name": user_name, "displayName": display_name}
             ),
@@ -450,10 +472,25 @@ class WebAuthnClient:
         if extensions and "hmac-secret-mc" in info.extensions:
             wanted = registration_salts(extensions)
             salts = None if wanted is None else _Salts("hmac-secret-mc", wanted)
+        if attestation == "enterprise" and info.options.get("ep") is True:
+            # L3 §5.1.3 (enterpriseAttestationPossible), CTAP 2.1 §7.1: an RP the browser's
+            # policy lists gets platform-managed enterprise attestation (2); any other RP
+            # only vendor-facilitated (1), which the authenticator grants to RPs it lists.
+            request[MakeCredentialKey.ENTERPRISE_ATTESTATION] = (
+                2 if rp_id in self.enterprise_rp_ids else 1
+            )
+        wanted_formats = [f for f in formats if isinstance(f, str)]
+        if wanted_formats and attestation != "none":
+            # L3 §5.4 attestationFormats, as CTAP 2.2's attestationFormatsPreference.
+            request[MakeCredentialKey.ATTESTATION_FORMATS_PREFERENCE] = wanted_formats
         body = self._run(
             port, info, ceremony, Command.MAKE_CREDENTIAL, request, ctap_options, selection, salts
         )
-        result = _registration_json(body, client_data, info, attestation, extensions, rk)
+        # WebAuthn L3 §10.1.3 credProps: rk says what was made, not what was asked for. A
+        # passkey-only authenticator (a platform one, a passkey provider) makes a
+        # discoverable credential even without the rk option, and browsers report it so.
+        made_rk = rk or port.makes_discoverable_only()
+        result = _registration_json(body, client_data, info, attestation, extensions, made_rk)
         if salts is not None and salts.session is not None:
             output = _auth_data_extensions(body.get(MakeCredentialResponseKey.AUTH_DATA))
             encrypted = output.get("hmac-secret-mc")
@@ -473,6 +510,8 @@ class WebAuthnClient:
         extensions = optional_member(opts, "extensions", Mapping, "extensions") or {}
         hints = optional_member(opts, "hints", list, "hints") or []
         timeout = _timeout(opts.get("timeout"), uv)
+        if extensions:
+            check_authentication_inputs(extensions, [d["id"] for d in allow])
         rp_id = self._rp_id(optional_member(opts, "rpId", str, "rpId"))
         client_data = client_data_json("webauthn.get", challenge, self.origin, self.top_origin)
         client_data_hash = hashlib.sha256(client_data).digest()
@@ -599,9 +638,12 @@ class WebAuthnClient:
         if not self.ports:
             raise NotAllowedError("No authenticator is attached.")
         eligible: list[tuple[CorePort | DevicePort, Info]] = []
+        attachment = selection.attachment
+        if attachment is not None and _hinted_attachment(hints) not in (None, attachment):
+            attachment = None  # L3 §5.8.7: hints take precedence over authenticatorAttachment
         for port in self.ports:
             info = _info_for(port, selection.user_verification, self.trace)
-            if selection.attachment is not None and info.attachment != selection.attachment:
+            if attachment is not None and info.attachment != attachment:
                 continue
             if selection.resident_key == "required" and info.options.get("rk") is not True:
                 continue
@@ -920,9 +962,28 @@ def _hint_rank(hints: list[Any], info: Info) -> int:
     return len(hints)
 
 
+_HINT_ATTACHMENTS: Final = {
+    "security-key": "cross-platform",
+    "client-device": "platform",
+    "hybrid": "cross-platform",
+}
+
+
+def _hinted_attachment(hints: list[Any]) -> str | None:
+    """The attachment the RP's first known hint stands for (L3 §5.8.7)."""
+    for hint in hints:
+        if isinstance(hint, str) and hint in _HINT_ATTACHMENTS:
+            return _HINT_ATTACHMENTS[hint]
+    return None
+
+
 def _message(command: Command, request: dict[int, Any]) -> bytes:
     """The CTAP2 message. Maps are built in canonical key order (CTAP 2.1 §8), so plain
-    encoding is canonical and four times cheaper than cbor2's sorting encoder."""
+    encoding is canonical and four times cheaper than cbor2's sorting encoder; the rare
+    members added out of order (enterprise attestation, formats) are sorted in here."""
+    keys = list(request)
+    if keys != sorted(keys):
+        request = dict(sorted(request.items()))
     return bytes([command]) + cbor2.dumps(request)
 
 

@@ -22,7 +22,12 @@ from fido2.ctap2.blob import LargeBlobs
 from fido2.ctap2.pin import ClientPin, PinProtocol, PinProtocolV1, PinProtocolV2
 
 from transports.webauthn.codec import b64url, b64url_decode
-from transports.webauthn.errors import NotSupportedError, OptionsTypeError
+from transports.webauthn.errors import (
+    EncodingError,
+    NotSupportedError,
+    OptionsTypeError,
+    SyntaxError_,
+)
 
 PRF_CONTEXT: Final = b"WebAuthn PRF\x00"
 SALT_LENGTH: Final = 32
@@ -105,6 +110,54 @@ def _prf_values(values: Any, what: str) -> SaltRequest:
     )
 
 
+def check_registration_inputs(extensions: Mapping[str, Any]) -> None:
+    """Client extension processing at registration that rejects the request outright."""
+    prf = extensions.get("prf")
+    if isinstance(prf, Mapping) and prf.get("evalByCredential"):
+        # WebAuthn L3 §10.1.4: evalByCredential names credentials, none exist yet.
+        raise NotSupportedError("prf.evalByCredential is not allowed at registration")
+    large_blob = extensions.get("largeBlob")
+    if isinstance(large_blob, Mapping) and ("read" in large_blob or "write" in large_blob):
+        # WebAuthn L3 §10.1.5: read and write are authentication inputs.
+        raise NotSupportedError("largeBlob.read/write are not allowed at registration")
+
+
+def check_authentication_inputs(extensions: Mapping[str, Any], allow_ids: list[bytes]) -> None:
+    """Client extension processing at authentication that rejects the request outright."""
+    large_blob = extensions.get("largeBlob")
+    if isinstance(large_blob, Mapping):
+        # WebAuthn L3 §10.1.5: support is a registration input; read and write exclude
+        # each other.
+        if "support" in large_blob:
+            raise NotSupportedError("largeBlob.support is not allowed at authentication")
+        if "read" in large_blob and "write" in large_blob:
+            raise NotSupportedError("largeBlob.read and largeBlob.write are exclusive")
+    prf = extensions.get("prf")
+    by_credential = prf.get("evalByCredential") if isinstance(prf, Mapping) else None
+    if not isinstance(by_credential, Mapping) or not by_credential:
+        return
+    # WebAuthn L3 §10.1.4: evalByCredential needs allowCredentials (NotSupportedError), and
+    # each key must be a non-empty base64url credential ID from it (SyntaxError).
+    if not allow_ids:
+        raise NotSupportedError("prf.evalByCredential requires allowCredentials")
+    for key in by_credential:
+        decoded = _credential_id(key)
+        if decoded is None or decoded not in allow_ids:
+            raise SyntaxError_(
+                f"prf.evalByCredential key {key!r} is not the base64url ID of an "
+                "allowCredentials entry"
+            )
+
+
+def _credential_id(key: Any) -> bytes | None:
+    if not isinstance(key, str) or not key:
+        return None
+    try:
+        return b64url_decode(key, "prf.evalByCredential key")
+    except (OptionsTypeError, EncodingError):
+        return None
+
+
 def registration_salts(extensions: Mapping[str, Any]) -> SaltRequest | None:
     """prf.eval at registration (sent as hmac-secret-mc)."""
     prf = extensions.get("prf")
@@ -121,9 +174,7 @@ def authentication_salts(
     if isinstance(prf, Mapping):
         by_credential = prf.get("evalByCredential")
         if isinstance(by_credential, Mapping) and by_credential:
-            if not allow_ids:
-                # WebAuthn §10.1.4: evalByCredential needs allowCredentials.
-                raise NotSupportedError("prf.evalByCredential requires allowCredentials")
+            check_authentication_inputs({"prf": prf}, allow_ids)
             for key, values in by_credential.items():
                 if b64url_decode(key, "prf.evalByCredential key") in allow_ids:
                     return _prf_values(values, "prf.evalByCredential")

@@ -51,8 +51,7 @@ class NotSupportedError(WebAuthnError):
 
 
 class ConstraintError(WebAuthnError):
-    """The authenticator cannot meet a requirement (resident key, user verification) or is
-    out of room (as Windows' WebAuthn API maps a full key store)."""
+    """The authenticator cannot meet a requirement (resident key, user verification)."""
 
     name = "ConstraintError"
 
@@ -67,6 +66,14 @@ class EncodingError(WebAuthnError):
     """A base64url member of the options JSON does not decode (parseCreationOptionsFromJSON)."""
 
     name = "EncodingError"
+
+
+class SyntaxError_(WebAuthnError):
+    """DOMException "SyntaxError": malformed extension input the spec names it for (WebAuthn
+    L3 §10.1.4: a prf.evalByCredential key that is empty, not base64url, or not an
+    allowCredentials ID). The trailing underscore keeps Python's builtin SyntaxError intact."""
+
+    name = "SyntaxError"
 
 
 class OptionsTypeError(WebAuthnError, TypeError):
@@ -86,6 +93,7 @@ ERRORS: dict[str, type[WebAuthnError]] = {
         ConstraintError,
         AbortError,
         EncodingError,
+        SyntaxError_,
         OptionsTypeError,
     )
 }
@@ -103,8 +111,13 @@ def error_for_status(status: CtapStatus, ceremony: str) -> WebAuthnError:
         return NotSupportedError(
             "The authenticator supports none of the requested algorithms.", status=status
         )
-    if status is CtapStatus.KEY_STORE_FULL:
-        return ConstraintError("The authenticator has no room for a passkey.", status=status)
+    # KEY_STORE_FULL falls through to NotAllowedError: WebAuthn L3 §5.1.3 step 22 passes on
+    # only InvalidStateError from an authenticator (any other error status removes it from
+    # issuedRequests, so the ceremony ends as NotAllowedError), and Chromium, after its
+    # "storage full" sheet, rejects with NotAllowedError too. ConstraintError is for a
+    # client that knows beforehand that no authenticator can store a discoverable
+    # credential (§6.3.2, authenticatorMakeCredential), which this client reports as
+    # NotAllowedError as well (its capability filter leaves no authenticator).
     # Chromium's wording: the page must not learn why (WebAuthn §14.5.2 privacy); the status
     # stays available to the test as ``error.status`` and in the trace.
     return NotAllowedError(NOT_ALLOWED_MESSAGE, status=status)
