@@ -428,6 +428,14 @@ def test_pcmr_returns_the_persistent_token_and_keeps_the_live_one(platform: PinP
     # A new ordinary token does not touch the persistent one either.
     assert isinstance(platform.token(PIN, Permission.GA), bytes)
     assert platform.token(PIN, Permission.PCMR) == persistent
+    # Nor does authenticatorConfig take it (a MAC that is not the pinUvAuthToken's).
+    from authenticator.commands import ConfigSubCommand
+    from authenticator.config_command import MESSAGE_PREFIX
+
+    toggle = ConfigSubCommand.TOGGLE_ALWAYS_UV
+    mac = platform.authenticate(persistent, MESSAGE_PREFIX + bytes([toggle]))
+    reply = call(platform.auth, Command.CONFIG, {1: toggle, 3: platform.version, 4: mac})
+    assert reply.status is CtapStatus.PIN_AUTH_INVALID
 
 
 def test_pcmr_still_checks_the_pin(platform: PinPlatform) -> None:
