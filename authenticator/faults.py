@@ -25,6 +25,7 @@ from authenticator.commands import (
     MakeCredentialKey,
     MakeCredentialResponseKey,
 )
+from authenticator.config import CounterMode
 from authenticator.context import Context, rp_id_hash
 from authenticator.keys import CredentialKey
 from authenticator.status import CtapStatus
@@ -46,9 +47,11 @@ class Faults:
     # A CTAP status answered for a command instead of its real outcome, after the command has
     # run (e.g. a key that times out or loses its answer: USER_ACTION_TIMEOUT, OTHER).
     force_status: dict[Command, CtapStatus] = field(default_factory=dict)
-    # A cloned key: while on, assertions repeat the counter of the last assertion before it
-    # was switched on (at least 1), as a copy of the key shows once the original has signed
-    # since the copy was made; a relying party sees a counter that does not grow (§6.1.1).
+    # A cloned key: while on, assertions carry a counter below the last one the relying party
+    # saw (the value before it, at least 0), as a copy of the key made one use ago shows once
+    # the original has signed since; the counter goes backwards on the first faulted
+    # assertion and stays there (WebAuthn §6.1.1, §7.2 step 21). With the global counter
+    # the last value a credential showed is not known, so the copy shows 0.
     counter_regression: bool = False
     # A fixed signature counter in every response: 0 imitates keys and passkey providers with
     # no counter; a value near 2**32 a counter about to wrap.
@@ -140,7 +143,7 @@ class Faults:
         if self.counter_regression:
             count = struct.unpack(">I", counter)[0]
             counter = struct.pack(
-                ">I", self._frozen_counters.setdefault(key_handle, max(1, count - 1))
+                ">I", self._frozen_counters.setdefault(key_handle, _cloned_count(ctx, count))
             )
         if (new_presence, counter) != (presence, response[1:_U2F_SIGNATURE]):
             unwrapped = ctx.unwrap(application, key_handle)
@@ -221,7 +224,7 @@ class Faults:
         new = self._auth_data(auth_data)
         if self.counter_regression:
             count = struct.unpack(">I", new[_COUNTER])[0]
-            frozen = self._frozen_counters.setdefault(credential_id, max(1, count - 1))
+            frozen = self._frozen_counters.setdefault(credential_id, _cloned_count(ctx, count))
             new = new[: _COUNTER.start] + struct.pack(">I", frozen) + new[_COUNTER.stop :]
         signature: bytes = body[GetAssertionResponseKey.SIGNATURE]
         if new != auth_data:
@@ -246,6 +249,14 @@ def _corrupt(data: bytes) -> bytes:
     if not data:
         return b"\x00"
     return data[:-1] + bytes([data[-1] ^ 0x01])
+
+
+def _cloned_count(ctx: Context, count: int) -> int:
+    """What a clone made one use ago shows instead of ``count``: below the value the relying
+    party saw last (``count - 1`` for a per-credential counter), never below 0."""
+    if ctx.config.counter is CounterMode.PER_CREDENTIAL:
+        return max(0, count - 2)
+    return 0  # a global counter: the credential's last value is unknown, 0 is below it
 
 
 def _credential_key(ctx: Context, rp_id: str, credential_id: bytes) -> CredentialKey:

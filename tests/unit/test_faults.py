@@ -199,10 +199,53 @@ def test_counter_regression_is_detected_as_a_clone(
     assert rp.sign_count == 2
     _faults(authenticator).counter_regression = True
     with pytest.raises(InvalidAuthenticationResponse, match="sign count"):
-        rp.login()
+        rp.login()  # the first faulted login already fails
     _, response = _login_unverified(rp)
-    assert authenticator_data(response).sign_count <= 2
+    assert authenticator_data(response).sign_count == 1  # backwards, not merely stalled
     assert _signature_valid(rp, response)
+    _faults(authenticator).clear()
+    verified, _ = rp.login()  # the real counter kept counting underneath
+    assert verified.new_sign_count == 5
+
+
+def test_counter_regression_goes_backwards_on_the_first_faulted_login_fido2_server(
+    webauthn_client: WebAuthnClient, authenticator: Authenticator
+) -> None:
+    """python-fido2's Fido2Server verifies the signature but leaves the counter to the
+    relying party: the stored count and the new one show the clone at once."""
+    from fido2.server import Fido2Server
+    from fido2.webauthn import (
+        AuthenticationResponse,
+        PublicKeyCredentialRpEntity,
+        PublicKeyCredentialUserEntity,
+        RegistrationResponse,
+        ResidentKeyRequirement,
+    )
+
+    server = Fido2Server(PublicKeyCredentialRpEntity(id=RP_ID, name="Example"))
+    options, state = server.register_begin(
+        PublicKeyCredentialUserEntity(id=b"alice-id", name="alice", display_name="Alice"),
+        resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+    )
+    created = webauthn_client.create(dict(options))
+    credential = server.register_complete(state, RegistrationResponse.from_dict(created))
+    stored = credential.credential_data
+    assert stored is not None
+
+    def login() -> int:
+        request, login_state = server.authenticate_begin([stored])
+        response = webauthn_client.get(dict(request))
+        server.authenticate_complete(  # the signature is valid either way
+            login_state, [stored], AuthenticationResponse.from_dict(response)
+        )
+        return authenticator_data(response).sign_count
+
+    seen = [login(), login()]
+    assert seen == [1, 2]
+    _faults(authenticator).counter_regression = True
+    first_faulted = login()
+    assert first_faulted < seen[-1]  # the RP's "new <= stored" check fires at once
+    assert login() == first_faulted  # and keeps firing while the clone is in use
 
 
 def test_fixed_sign_count_zero(rp: RelyingParty, authenticator: Authenticator) -> None:
