@@ -265,8 +265,14 @@ class UhidDevice:
             log.debug("UHID_CLOSE")
             return self.session.disconnect()
         elif isinstance(event, GetReport):
+            log.info(
+                "UHID_GET_REPORT (%s %d) answered EIO", event.report_type.name, event.report_number
+            )
             self._write_event(events.get_report_reply(event.request_id, errno.EIO))
         elif isinstance(event, SetReport):
+            log.info(
+                "UHID_SET_REPORT (%s %d) answered EIO", event.report_type.name, event.report_number
+            )
             self._write_event(events.set_report_reply(event.request_id, errno.EIO))
         return []
 

@@ -53,7 +53,9 @@ def within(seconds: float, call: Callable[[], T]) -> T:
 class Key:
     """One ``fidoemu serve`` process (the real CLI: ``python -m transports.cli serve``)."""
 
-    def __init__(self, workdir: Path, name: str, *extra: str, presence: str = "auto") -> None:
+    def __init__(
+        self, workdir: Path, name: str, *extra: str, presence: str = "auto", verbose: bool = True
+    ) -> None:
         self.name = name
         self.store = workdir / f"{name.replace(' ', '-')}.sqlite"
         self.log = workdir / f"{name.replace(' ', '-')}.log"
@@ -68,7 +70,7 @@ class Key:
             name,
             "--presence",
             presence,
-            "-v",
+            *(["-v"] if verbose else []),
             *extra,
         ]
         self._log_file = self.log.open("wb")
@@ -177,8 +179,12 @@ class RawHid:
         ready, _, _ = select.select([self.fd], [], [], timeout)
         return os.read(self.fd, 64) if ready else None
 
-    def send(self, cid: int, command: int, payload: bytes) -> None:
-        for packet in fragment(cid, command, payload):
+    def send(self, cid: int, command: int, payload: bytes, pace: float = 0.0) -> None:
+        """Write a message's packets; ``pace`` seconds between them keeps a long request from
+        overrunning uhid's 31-report output queue, whose overflow the kernel drops silently."""
+        for index, packet in enumerate(fragment(cid, command, payload)):
+            if pace and index:
+                time.sleep(pace)
             self.write(packet)
 
     def receive(self, cid: int | None = None, timeout: float = 10.0) -> tuple[int, int, bytes]:
@@ -199,10 +205,14 @@ class RawHid:
         packet = parse_packet(first)
         assert isinstance(packet, InitPacket), "expected an initialization packet"
         payload = bytearray(packet.data)
+        sequence = 0
         while len(payload) < packet.length:
             more = self.read(timeout)
             if more is None:
                 raise TimeoutError("message incomplete")
+            header = struct.unpack_from(">IB", more)
+            assert header == (packet.cid, sequence), f"lost a packet: got {header}, {sequence=}"
+            sequence += 1
             payload += more[5 : 5 + packet.length - len(payload)]
         return packet.cid, packet.command, bytes(payload)
 

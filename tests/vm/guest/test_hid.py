@@ -1,13 +1,18 @@
 """In the guest: the key as the kernel and python-fido2 see it, and CTAPHID over real hidraw
-(discovery, INIT, PING to 1827 bytes, WINK, errors, timeouts, a client that goes away)."""
+(discovery, INIT, PING to 1827 bytes and paced responses to 7609 bytes, WINK, errors, timeouts,
+a client that goes away, feature reports refused with EIO)."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import struct
 from functools import partial
 from pathlib import Path
+from typing import Final
 
+import pytest
 from fido2.ctap2 import Ctap2
 from fido2.hid import CAPABILITY, CtapHidDevice, list_descriptors
 from fido2.hid.base import parse_report_descriptor
@@ -164,3 +169,58 @@ def _ping_packets(cid: int, size: int) -> list[bytes]:
     packets = fragment(cid, HidCommand.PING, bytes(i & 0xFF for i in range(size)))
     assert struct.unpack_from(">I", packets[0])[0] == cid
     return packets
+
+
+@pytest.mark.parametrize("size", [4000, 7609])
+def test_long_ping_response_is_paced_and_arrives_whole(auto_key: Key, size: int) -> None:
+    """More than 31 response packets (69 and 130): the key paces them (PACE_ABOVE), since
+    hidraw drops input reports beyond 64 unread ones; every packet arrives, in sequence."""
+    payload = bytes((i * 7 + size) & 0xFF for i in range(size))
+    raw = RawHid(auto_key.hidraw)
+    try:
+        cid = raw.init()
+        # The request is paced by us, so only the response direction is under test.
+        raw.send(cid, HidCommand.PING, payload, pace=0.002)
+        assert raw.receive(cid, timeout=30) == (cid, HidCommand.PING, payload)
+        raw.send(cid, HidCommand.PING, b"still there")
+        assert raw.receive(cid) == (cid, HidCommand.PING, b"still there")
+    finally:
+        raw.close()
+
+
+def _hidioc(number: int, length: int) -> int:
+    """_IOC(_IOC_READ | _IOC_WRITE, 'H', number, length) from linux/hidraw.h."""
+    return (3 << 30) | (length << 16) | (ord("H") << 8) | number
+
+
+HIDIOCSFEATURE: Final = 0x06
+HIDIOCGFEATURE: Final = 0x07
+
+
+def test_feature_reports_fail_with_eio_and_the_key_keeps_working(auto_key: Key) -> None:
+    """FIDO keys have no feature reports: the kernel forwards HIDIOCGFEATURE/HIDIOCSFEATURE as
+    UHID_GET_REPORT/UHID_SET_REPORT and the key answers EIO at once (the kernel would also give
+    EIO after a 5 s timeout, so the key's log is checked too)."""
+    fd = os.open(auto_key.hidraw, os.O_RDWR)
+    try:
+        get = bytearray(65)  # report number 0, then room for 64 bytes
+        with pytest.raises(OSError, match="Input/output error") as got:
+            fcntl.ioctl(fd, _hidioc(HIDIOCGFEATURE, len(get)), get)
+        assert got.value.errno == errno.EIO
+        put = bytearray(b"\0" + bytes(range(64)))
+        with pytest.raises(OSError, match="Input/output error") as set_:
+            fcntl.ioctl(fd, _hidioc(HIDIOCSFEATURE, len(put)), put)
+        assert set_.value.errno == errno.EIO
+    finally:
+        os.close(fd)
+    logs = auto_key.logs()
+    assert "UHID_GET_REPORT (FEATURE 0) answered EIO" in logs
+    assert "UHID_SET_REPORT (FEATURE 0) answered EIO" in logs
+    device = auto_key.open()
+    try:
+        assert within(CALL_TIMEOUT, partial(device.ping, b"after feature reports")) == (
+            b"after feature reports"
+        )
+        assert within(CALL_TIMEOUT, lambda: Ctap2(device).get_info()).max_msg_size == 1200
+    finally:
+        device.close()

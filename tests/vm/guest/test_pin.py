@@ -115,7 +115,16 @@ def test_python_fido2_pin_and_credential_management(pin_key: Key) -> None:
         device.close()
 
 
-def test_ssh_resident_key_and_download(pin_key: Key, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("key_type", "prefix"),
+    [
+        ("ed25519-sk", "sk-ssh-ed25519@openssh.com "),
+        ("ecdsa-sk", "sk-ecdsa-sha2-nistp256@openssh.com "),
+    ],
+)
+def test_ssh_resident_key_and_download(
+    pin_key: Key, tmp_path: Path, key_type: str, prefix: str
+) -> None:
     askpass = tmp_path / "askpass"
     askpass.write_text(f"#!/bin/sh\necho {PIN}\n")
     askpass.chmod(stat.S_IRWXU)
@@ -124,13 +133,15 @@ def test_ssh_resident_key_and_download(pin_key: Key, tmp_path: Path) -> None:
         "SSH_ASKPASS": str(askpass),
         "SSH_ASKPASS_REQUIRE": "force",
     }
-    key_file = tmp_path / "id_ed25519_sk"
+    key_file = tmp_path / f"id_{key_type.replace('-', '_')}"
+    application = f"ssh:fidoemu-{key_type}"
     ssh_keygen(
-        "-t", "ed25519-sk", "-O", "resident", "-O", "application=ssh:fidoemu",
+        "-t", key_type, "-O", "resident", "-O", f"application={application}",
         "-O", f"device={pin_key.hidraw}", "-f", str(key_file), "-N", "", "-C", "tester@fidoemu",
         env=env,
     )  # fmt: skip
     public = key_file.with_suffix(".pub").read_text()
+    assert public.startswith(prefix)
     sign_and_verify(key_file, public, tmp_path)
     downloads = tmp_path / "downloaded"
     downloads.mkdir()
@@ -141,8 +152,14 @@ def test_ssh_resident_key_and_download(pin_key: Key, tmp_path: Path) -> None:
         ),
     )
     assert result.returncode == 0
-    [downloaded] = downloads.glob("*.pub")
-    assert downloaded.read_text().split()[:2] == public.split()[:2]
+    # -K writes every resident key on the key (earlier parameters left theirs): ours is there,
+    # under its application, and signs like the original.
+    downloaded = {path.read_text().split()[1]: path for path in downloads.glob("*.pub")}
+    assert public.split()[1] in downloaded, downloaded
+    mine = downloaded[public.split()[1]]
+    assert mine.read_text().startswith(prefix)
+    assert application.removeprefix("ssh:") in mine.name
+    sign_and_verify(mine.with_suffix(""), public, downloads)
 
 
 def test_fido2_token_sets_and_changes_a_pin(workdir: Path) -> None:
@@ -164,3 +181,64 @@ def test_fido2_token_sets_and_changes_a_pin(workdir: Path) -> None:
         node = Path("/sys/class/hidraw") / Path(fresh.hidraw).name
         assert fresh.stop(signal.SIGINT) == 0
     assert not node.exists()
+
+
+def test_python_fido2_sets_and_changes_a_pin_and_lists_resident_credentials(
+    workdir: Path,
+) -> None:
+    """ClientPin over hidraw on a key without a PIN: set_pin, change_pin, get_pin_token; then a
+    resident credential made with the PIN is found by CredentialManagement."""
+    fresh = Key(workdir, "fidoemu-fresh-py")
+    device = fresh.open()
+    try:
+        ctap2 = Ctap2(device)
+        assert ctap2.info.options["clientPin"] is False
+        client_pin = ClientPin(ctap2)
+        within(CALL_TIMEOUT, lambda: client_pin.set_pin("8642"))
+        assert within(CALL_TIMEOUT, lambda: Ctap2(device).get_info()).options["clientPin"] is True
+        within(CALL_TIMEOUT, lambda: client_pin.change_pin("8642", "97531"))
+        with pytest.raises(CtapError) as old:
+            within(CALL_TIMEOUT, lambda: client_pin.get_pin_token("8642"))
+        assert old.value.code == CtapError.ERR.PIN_INVALID
+
+        token = within(
+            CALL_TIMEOUT,
+            lambda: client_pin.get_pin_token(
+                "97531", ClientPin.PERMISSION.MAKE_CREDENTIAL, "example.com"
+            ),
+        )
+        client_data_hash = os.urandom(32)
+        user_id = os.urandom(16)
+        made = within(
+            CALL_TIMEOUT,
+            lambda: ctap2.make_credential(
+                client_data_hash,
+                {"id": "example.com", "name": "Example"},
+                {"id": user_id, "name": "carol", "displayName": "Carol"},
+                [{"type": "public-key", "alg": -7}],
+                options={"rk": True},
+                pin_uv_param=client_pin.protocol.authenticate(token, client_data_hash),
+                pin_uv_protocol=client_pin.protocol.VERSION,
+            ),
+        )
+        assert made.auth_data.is_user_verified()
+        assert made.auth_data.credential_data is not None
+        credential_id = made.auth_data.credential_data.credential_id
+
+        token = within(
+            CALL_TIMEOUT,
+            lambda: client_pin.get_pin_token("97531", ClientPin.PERMISSION.CREDENTIAL_MGMT),
+        )
+        management = CredentialManagement(ctap2, client_pin.protocol, token)
+        relying_parties = within(CALL_TIMEOUT, management.enumerate_rps)
+        assert [rp[CredentialManagement.RESULT.RP]["id"] for rp in relying_parties] == [
+            "example.com"
+        ]
+        rp_id_hash = relying_parties[0][CredentialManagement.RESULT.RP_ID_HASH]
+        [credential] = within(CALL_TIMEOUT, lambda: management.enumerate_creds(rp_id_hash))
+        assert credential[CredentialManagement.RESULT.CREDENTIAL_ID]["id"] == credential_id
+        assert credential[CredentialManagement.RESULT.USER]["id"] == user_id
+        assert credential[CredentialManagement.RESULT.USER]["name"] == "carol"
+    finally:
+        device.close()
+        fresh.stop()
