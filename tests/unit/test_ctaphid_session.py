@@ -24,6 +24,7 @@ from transports.ctaphid.constants import (
 )
 from transports.ctaphid.session import (
     AskPresence,
+    Compute,
     CtapHidSession,
     StopAsking,
     Winked,
@@ -259,3 +260,156 @@ def test_log_lines_name_parameters_but_never_show_secrets() -> None:
     assert describe_cbor_response(b"\x00\xa0") == "OK (1 B)"
     assert describe_cbor_response(b"\x2d") == "KEEPALIVE_CANCEL"
     assert describe_apdu(u2f_register()).startswith("REGISTER")
+
+
+# -- offload mode: core steps run by the driver, KEEPALIVE(PROCESSING) meanwhile ---------------
+
+PROCESSING = bytes([KeepaliveStatus.PROCESSING])
+
+
+@pytest.fixture
+def offloaded(clock: ManualClock) -> CtapHidSession:
+    return CtapHidSession(Authenticator(clock=clock, strict=True), clock=clock, offload=True)
+
+
+def run(session: CtapHidSession, actions: list[object]) -> list[object]:
+    """Be the driver: run every Compute (and the ones its result starts), return the rest."""
+    others: list[object] = []
+    pending = list(actions)
+    while pending:
+        action = pending.pop(0)
+        if isinstance(action, Compute):
+            pending += session.computed(action.job, action.work())
+        else:
+            others.append(action)
+    return others
+
+
+def test_offload_sends_processing_keepalives_until_the_step_ends(
+    offloaded: CtapHidSession, clock: ManualClock
+) -> None:
+    cid = channel(offloaded)
+    [compute] = cbor_request(offloaded, cid, b"\x04")
+    assert isinstance(compute, Compute)
+    assert offloaded.computing and offloaded.framer.busy
+    assert replies(offloaded.framer) == []  # nothing yet: a fast step needs no keepalive
+    assert offloaded.next_deadline() == pytest.approx(clock.now() + 0.1)
+    for _ in range(3):  # a slow step: one KEEPALIVE(PROCESSING) per 100 ms
+        clock.advance(0.1)
+        assert offloaded.tick() == []
+        assert replies(offloaded.framer) == [(cid, HidCommand.KEEPALIVE, PROCESSING)]
+    other = channel(offloaded)  # INIT is served meanwhile; other channels are busy
+    cbor_request(offloaded, other, b"\x04")
+    assert replies(offloaded.framer) == [(other, HidCommand.ERROR, bytes([HidError.CHANNEL_BUSY]))]
+    assert offloaded.computed(compute.job, compute.work()) == []
+    [(reply_cid, command, payload)] = replies(offloaded.framer)
+    assert (reply_cid, command, payload[0]) == (cid, HidCommand.CBOR, CtapStatus.OK)
+    assert not offloaded.computing and not offloaded.framer.busy
+    assert offloaded.next_deadline() is None
+    clock.advance(0.2)
+    offloaded.tick()
+    assert replies(offloaded.framer) == []
+
+
+def test_offload_presence_then_resume_is_another_step(
+    offloaded: CtapHidSession, clock: ManualClock
+) -> None:
+    cid = channel(offloaded)
+    [ask] = run(offloaded, cbor_request(offloaded, cid, make_credential()))
+    assert isinstance(ask, AskPresence) and offloaded.waiting_for_presence
+    assert replies(offloaded.framer) == [keepalive(cid)]  # UPNEEDED while asking
+    [compute] = offloaded.presence_decided(ask.ticket, Presence.APPROVED)
+    assert isinstance(compute, Compute) and not offloaded.waiting_for_presence
+    clock.advance(0.1)
+    offloaded.tick()  # generating the key: PROCESSING now, not UPNEEDED
+    assert replies(offloaded.framer) == [(cid, HidCommand.KEEPALIVE, PROCESSING)]
+    assert run(offloaded, [compute]) == []
+    [(_, command, payload)] = replies(offloaded.framer)
+    assert (command, payload[0]) == (HidCommand.CBOR, CtapStatus.OK)
+
+
+def test_offload_with_instant_presence(clock: ManualClock) -> None:
+    session = CtapHidSession(
+        Authenticator(clock=clock, strict=True),
+        clock=clock,
+        instant_presence=approve,
+        offload=True,
+    )
+    cid = channel(session)
+    [first] = cbor_request(session, cid, make_credential())
+    assert isinstance(first, Compute)
+    [second] = session.computed(first.job, first.work())  # NeedPresence -> resume approved
+    assert isinstance(second, Compute) and second.job != first.job
+    assert replies(session.framer) == []
+    assert session.computed(second.job, second.work()) == []
+    [(_, command, payload)] = replies(session.framer)
+    assert (command, payload[0]) == (HidCommand.CBOR, CtapStatus.OK)
+
+
+def test_offload_cancel_while_computing_a_step_that_wants_a_touch(
+    offloaded: CtapHidSession,
+) -> None:
+    cid = channel(offloaded)
+    [compute] = cbor_request(offloaded, cid, make_credential())
+    assert isinstance(compute, Compute)
+    assert offloaded.receive_packet(_fragment(cid, HidCommand.CANCEL, b"")[0]) == []
+    # The step ends wanting a touch: resumed with CANCELLED instead of asking anyone.
+    assert run(offloaded, [compute]) == []
+    assert replies(offloaded.framer) == [
+        (cid, HidCommand.CBOR, bytes([CtapStatus.KEEPALIVE_CANCEL]))
+    ]
+    assert not offloaded.computing and not offloaded.waiting_for_presence
+
+
+def test_offload_abort_drops_the_result_and_the_next_request_waits_its_turn(
+    offloaded: CtapHidSession, clock: ManualClock
+) -> None:
+    first = channel(offloaded)
+    [slow] = cbor_request(offloaded, first, make_credential())
+    assert isinstance(slow, Compute)
+    assert offloaded.disconnect() == []  # the client left while the core computed
+    second = channel(offloaded)
+    assert cbor_request(offloaded, second, b"\x04") == []  # queued: one step at a time
+    clock.advance(0.1)
+    offloaded.tick()
+    assert replies(offloaded.framer) == [(second, HidCommand.KEEPALIVE, PROCESSING)]
+    [queued] = offloaded.computed(slow.job, slow.work())  # wanted a touch: core cancelled
+    assert isinstance(queued, Compute)
+    assert replies(offloaded.framer) == []  # nothing for the departed client
+    assert run(offloaded, [queued]) == []
+    [(reply_cid, _, payload)] = replies(offloaded.framer)
+    assert (reply_cid, payload[0]) == (second, CtapStatus.OK)
+
+
+def test_offload_ignores_results_of_unknown_jobs(offloaded: CtapHidSession) -> None:
+    cid = channel(offloaded)
+    [compute] = cbor_request(offloaded, cid, b"\x04")
+    assert isinstance(compute, Compute)
+    assert offloaded.computed(compute.job + 1, compute.work()) == []
+    assert replies(offloaded.framer) == [] and offloaded.computing
+
+
+def test_offload_internal_error_answers_other(clock: ManualClock) -> None:
+    session = CtapHidSession(Authenticator(clock=clock), clock=clock, offload=True)
+    cid = channel(session)
+    [compute] = cbor_request(session, cid, b"\x04")
+    assert isinstance(compute, Compute)
+    assert session.computed(compute.job, RuntimeError("bug")) == []
+    assert replies(session.framer) == [(cid, HidCommand.ERROR, bytes([HidError.OTHER]))]
+    strict = CtapHidSession(Authenticator(clock=clock, strict=True), clock=clock, offload=True)
+    cid = channel(strict)
+    [compute] = cbor_request(strict, cid, b"\x04")
+    assert isinstance(compute, Compute)
+    with pytest.raises(RuntimeError, match="bug"):
+        strict.computed(compute.job, RuntimeError("bug"))
+
+
+def test_offload_u2f_polls_like_inline(offloaded: CtapHidSession) -> None:
+    cid = channel(offloaded)
+    acts: list[object] = []
+    for report in _fragment(cid, HidCommand.MSG, u2f_register()):
+        acts += offloaded.receive_packet(report)
+    [ask] = run(offloaded, acts)
+    assert isinstance(ask, AskPresence)
+    [reply] = replies(offloaded.framer)
+    assert status_word(reply) == StatusWord.CONDITIONS_NOT_SATISFIED

@@ -18,6 +18,15 @@ Theory of operation (CTAP 2.1 §11.2.9.1.2, §11.2.9.2.1, FIDO U2F HID §4.1.1):
   is latched for ``U2F_TOUCH_VALIDITY`` seconds and consumed by the next request that needs it.
 * With ``instant_presence`` (e.g. always approve), no question is asked: the policy answers
   every presence request synchronously, for CBOR and MSG alike.
+* With ``offload=True`` the session does not call the core itself: each core step (start, or
+  resume after a presence decision) is handed to the driver as a ``Compute`` action, which the
+  driver runs where it likes (a worker thread) and reports back with ``computed``. Until then
+  the session sends KEEPALIVE(PROCESSING) every ``keepalive_interval`` (CTAP 2.1 §11.2.9.2.1),
+  so a client waiting for a slow command (an RS256 key generation) knows the key is alive.
+  Steps run one at a time, in order. CTAPHID_CANCEL during a step takes effect when it ends
+  (a step that then wants a touch is resumed with CANCELLED; a finished one is answered), and
+  an abandoned request's result is dropped. Without ``offload`` (the default) every step runs
+  inside the call that caused it, as pure code must.
 
 Only command names, parameter names and sizes are logged (``describe_*``); never values that
 could be secrets.
@@ -29,6 +38,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import IntEnum
+from functools import partial
 from typing import Any, Final
 
 from authenticator import Authenticator, AuthenticatorConfig, NeedPresence, Presence
@@ -88,7 +98,16 @@ class Winked:
     cid: int
 
 
-SessionAction = AskPresence | StopAsking | Winked
+@dataclass(frozen=True, slots=True)
+class Compute:
+    """Run ``work`` (one core step) and report its result, or the exception it raised, with
+    ``computed(job, result)``. Only with ``offload=True``; at most one is outstanding."""
+
+    job: int
+    work: Callable[[], Step]
+
+
+SessionAction = AskPresence | StopAsking | Winked | Compute
 
 
 def framer_settings(config: AuthenticatorConfig, **overrides: Any) -> FramerSettings:
@@ -108,6 +127,19 @@ class _Waiting:
     next_keepalive: float
 
 
+@dataclass(slots=True)
+class _Job:
+    """A core step handed to the driver (offload mode); the first in the queue is running."""
+
+    job: int
+    request: Request
+    work: Callable[[], Step]
+    next_keepalive: float
+    dispatched: bool = False
+    cancelled: bool = False  # CTAPHID_CANCEL arrived while it ran
+    aborted: bool = False  # the request was abandoned: drop the result
+
+
 class CtapHidSession:
     """CTAPHID framing plus the authenticator core; see the module docstring."""
 
@@ -119,6 +151,7 @@ class CtapHidSession:
         settings: FramerSettings | None = None,
         instant_presence: PresencePolicy | None = None,
         keepalive_interval: float = KEEPALIVE_INTERVAL,
+        offload: bool = False,
     ) -> None:
         self.authenticator = authenticator
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -129,6 +162,9 @@ class CtapHidSession:
         self.instant_presence = instant_presence
         self.keepalive_interval = keepalive_interval
         self._waiting: _Waiting | None = None
+        self.offload = offload
+        self._jobs: list[_Job] = []
+        self._job_ids = 0
         self._tickets = 0
         self._u2f_ask: int | None = None
         self._u2f_touch_at: float | None = None
@@ -146,6 +182,10 @@ class CtapHidSession:
         if waiting is not None and now >= waiting.next_keepalive:
             self.framer.keepalive(waiting.request, KeepaliveStatus.UP_NEEDED)
             waiting.next_keepalive = now + self.keepalive_interval
+        for job in self._jobs:
+            if not job.aborted and now >= job.next_keepalive:
+                self.framer.keepalive(job.request, KeepaliveStatus.PROCESSING)
+                job.next_keepalive = now + self.keepalive_interval
         return actions
 
     def presence_decided(self, ticket: int, outcome: Presence) -> list[SessionAction]:
@@ -153,7 +193,7 @@ class CtapHidSession:
         if waiting is not None and waiting.ticket == ticket:
             self._waiting = None
             log.info("presence: %s", outcome.value)
-            return self._run(waiting.request, self._resume(waiting.request, outcome))
+            return self._core(waiting.request, partial(self.authenticator.resume, outcome))
         if self._u2f_ask == ticket:
             self._u2f_ask = None
             if outcome is Presence.APPROVED:
@@ -164,6 +204,31 @@ class CtapHidSession:
         """Every client closed the device: abandon what they left behind."""
         return self._handle(self.framer.disconnect())
 
+    def computed(self, job: int, result: Step | Exception) -> list[SessionAction]:
+        """The outcome of a ``Compute``: the step the core returned, or what it raised."""
+        if not self._jobs or self._jobs[0].job != job or not self._jobs[0].dispatched:
+            return []  # not the running job: ignore
+        done = self._jobs.pop(0)
+        actions: list[SessionAction] = []
+        if isinstance(result, Exception):
+            self.framer.fail(done.request, HidError.OTHER)
+            if self.authenticator.strict:
+                raise result
+            log.error(
+                "internal error while processing a request; answered ERR_OTHER", exc_info=result
+            )
+        elif done.aborted:
+            if isinstance(result, NeedPresence):
+                self._cancel_core()
+        elif done.cancelled and isinstance(result, NeedPresence):
+            log.info("cid %08x: cancelled by the client", done.request.cid)
+            actions += self._core(
+                done.request, partial(self.authenticator.resume, Presence.CANCELLED)
+            )
+        else:
+            actions += self._run(done.request, result)
+        return actions + self._dispatch()
+
     # -- outputs ------------------------------------------------------------------------------
 
     def packets_to_send(self) -> list[bytes]:
@@ -173,11 +238,16 @@ class CtapHidSession:
         deadlines = [d for d in (self.framer.next_deadline(),) if d is not None]
         if self._waiting is not None:
             deadlines.append(self._waiting.next_keepalive)
+        deadlines += [job.next_keepalive for job in self._jobs if not job.aborted]
         return min(deadlines) if deadlines else None
 
     @property
     def waiting_for_presence(self) -> bool:
         return self._waiting is not None
+
+    @property
+    def computing(self) -> bool:
+        return bool(self._jobs)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -200,14 +270,25 @@ class CtapHidSession:
             self.on_request(request)
         if request.command == HidCommand.CBOR:
             log.info("cid %08x: CBOR %s", request.cid, describe_cbor_request(request.payload))
-            step = self._guard(request, lambda: self.authenticator.start(request.payload))
-        else:
-            log.info("cid %08x: MSG %s", request.cid, describe_apdu(request.payload))
-            step = self._guard(request, lambda: self.authenticator.u2f(request.payload))
-        return self._run(request, step)
+            return self._core(request, partial(self.authenticator.start, request.payload))
+        log.info("cid %08x: MSG %s", request.cid, describe_apdu(request.payload))
+        return self._core(request, partial(self.authenticator.u2f, request.payload))
 
-    def _resume(self, request: Request, outcome: Presence) -> Step | None:
-        return self._guard(request, lambda: self.authenticator.resume(outcome))
+    def _core(self, request: Request, work: Callable[[], Step]) -> list[SessionAction]:
+        """One core step: run now, or (offload) queue it for the driver."""
+        if not self.offload:
+            return self._run(request, self._guard(request, work))
+        self._job_ids += 1
+        now = self.clock.now()
+        self._jobs.append(_Job(self._job_ids, request, work, now + self.keepalive_interval))
+        return self._dispatch()
+
+    def _dispatch(self) -> list[SessionAction]:
+        if not self._jobs or self._jobs[0].dispatched:
+            return []
+        head = self._jobs[0]
+        head.dispatched = True
+        return [Compute(head.job, head.work)]
 
     def _guard(self, request: Request, call: Callable[[], Step]) -> Step | None:
         """Run the core; an unexpected exception answers ERR_OTHER (and is re-raised when
@@ -222,31 +303,31 @@ class CtapHidSession:
             return None
 
     def _run(self, request: Request, step: Step | None) -> list[SessionAction]:
-        actions: list[SessionAction] = []
-        while isinstance(step, NeedPresence):
+        """Continue after a core step: answer, ask for presence, or resume the core."""
+        if isinstance(step, NeedPresence):
             if self.instant_presence is not None:
-                step = self._resume(request, self.instant_presence(step))
-            elif request.command == HidCommand.MSG:
+                outcome = self.instant_presence(step)
+                return self._core(request, partial(self.authenticator.resume, outcome))
+            if request.command == HidCommand.MSG:
                 outcome, asked = self._u2f_presence(step)
-                actions += asked
-                step = self._resume(request, outcome)
-            else:
-                if self._u2f_ask is not None:
-                    actions.append(StopAsking(self._u2f_ask))
-                    self._u2f_ask = None
-                self._tickets += 1
-                now = self.clock.now()
-                self._waiting = _Waiting(request, self._tickets, now + self.keepalive_interval)
-                self.framer.keepalive(request, KeepaliveStatus.UP_NEEDED)
-                log.info("presence wanted (%s, rp %r)", step.reason, step.rp_id)
-                return [*actions, AskPresence(self._tickets, step)]
+                return asked + self._core(request, partial(self.authenticator.resume, outcome))
+            actions: list[SessionAction] = []
+            if self._u2f_ask is not None:
+                actions.append(StopAsking(self._u2f_ask))
+                self._u2f_ask = None
+            self._tickets += 1
+            now = self.clock.now()
+            self._waiting = _Waiting(request, self._tickets, now + self.keepalive_interval)
+            self.framer.keepalive(request, KeepaliveStatus.UP_NEEDED)
+            log.info("presence wanted (%s, rp %r)", step.reason, step.rp_id)
+            return [*actions, AskPresence(self._tickets, step)]
         if step is not None:
             self.framer.respond(request, step.response)
             if request.command == HidCommand.CBOR:
                 log.info("cid %08x: -> %s", request.cid, describe_cbor_response(step.response))
             else:
                 log.info("cid %08x: -> %s", request.cid, describe_apdu_response(step.response))
-        return actions
+        return []
 
     def _u2f_presence(self, need: NeedPresence) -> tuple[Presence, list[SessionAction]]:
         touched = self._u2f_touch_at
@@ -260,27 +341,41 @@ class CtapHidSession:
         return Presence.TIMED_OUT, [AskPresence(self._tickets, need)]
 
     def _cancel(self, request: Request) -> list[SessionAction]:
+        for job in self._jobs:
+            if job.request == request:
+                job.cancelled = True  # takes effect when the step ends
+                return []
         waiting = self._waiting
         if waiting is None or waiting.request != request:
             return []
         self._waiting = None
         log.info("cid %08x: cancelled by the client", request.cid)
-        step = self._resume(request, Presence.CANCELLED)
-        return [StopAsking(waiting.ticket), *self._run(request, step)]
+        return [
+            StopAsking(waiting.ticket),
+            *self._core(request, partial(self.authenticator.resume, Presence.CANCELLED)),
+        ]
 
     def _abort(self, request: Request) -> list[SessionAction]:
+        for job in self._jobs:
+            if job.request == request:
+                job.aborted = True  # its result is dropped when it ends
+                log.info("cid %08x: request abandoned while processing", request.cid)
+                return []
         waiting = self._waiting
         if waiting is None or waiting.request != request:
             return []
         self._waiting = None
         log.info("cid %08x: request abandoned (channel resynchronised or client gone)", request.cid)
+        self._cancel_core()
+        return [StopAsking(waiting.ticket)]
+
+    def _cancel_core(self) -> None:
         try:
             self.authenticator.cancel()
         except Exception:
             if self.authenticator.strict:
                 raise
             log.exception("internal error while abandoning a request")
-        return [StopAsking(waiting.ticket)]
 
 
 # -- log lines: names and sizes, never values -----------------------------------------------------

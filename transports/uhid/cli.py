@@ -177,7 +177,9 @@ def run_serve(args: argparse.Namespace) -> int:
             authenticator = Authenticator(store=store, config=config)
             if args.pin is not None:
                 _preset_pin(authenticator, args.pin)
-            session = CtapHidSession(authenticator, instant_presence=instant)
+            # offload: the core runs on the device's worker thread, so KEEPALIVE(PROCESSING)
+            # goes out every 100 ms while a slow command computes (CTAP 2.1 §11.2.9.2.1)
+            session = CtapHidSession(authenticator, instant_presence=instant, offload=True)
             device = UhidDevice(session, identity, asker=asker, path=args.uhid)
             return _serve(device, store_path, args)
     except CommandFailed as failure:

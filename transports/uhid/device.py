@@ -18,6 +18,9 @@ by the sans-IO ``CtapHidSession`` (framer + authenticator core); this module add
   (1 ms, like a full-speed USB interrupt endpoint) instead of in a burst;
 * **presence questions** answered in their own thread by a ``PresenceAsker`` (a terminal
   prompt), cancelled through an event when the session says the question is moot;
+* a **core worker** thread for a session in offload mode: it runs each core step (``Compute``)
+  while the main loop keeps draining /dev/uhid and sending KEEPALIVE(PROCESSING) every 100 ms,
+  so a slow command (RS256 key generation) neither stalls the fd nor leaves the client guessing;
 * **lifecycle**: UHID_DESTROY on ``close()``, which ``__exit__`` and the CLI's signal handling
   guarantee; if the process dies anyway the kernel destroys the device when the fd closes.
 
@@ -41,8 +44,10 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from authenticator import NeedPresence, Presence
+from authenticator.presence import Step
 from transports.ctaphid.session import (
     AskPresence,
+    Compute,
     CtapHidSession,
     SessionAction,
     StopAsking,
@@ -111,12 +116,18 @@ class _ReaderGone:
     error: OSError | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Computed:
+    job: int
+    result: Step | Exception
+
+
 class _StopRequest:
     pass
 
 
 _STOP: Final = _StopRequest()
-_Item = bytes | _Answer | _ReaderGone | _StopRequest
+_Item = bytes | _Answer | _ReaderGone | _Computed | _StopRequest
 
 
 class UhidDevice:
@@ -144,6 +155,8 @@ class UhidDevice:
         self._wake_r, self._wake_w = -1, -1
         self._reader: threading.Thread | None = None
         self._questions: dict[int, threading.Event] = {}
+        self._work: queue.SimpleQueue[Compute | None] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
         self.started = threading.Event()  # set on UHID_START: the hidraw node exists
         self.open_count = 0
         self.packets_written = 0
@@ -197,6 +210,9 @@ class UhidDevice:
         os.write(self._wake_w, b"x")
         if self._reader is not None:
             self._reader.join(timeout=2)
+        if self._worker is not None:
+            self._work.put(None)  # a step in progress finishes first; its result is dropped
+            self._worker = None
         for descriptor in (fd, self._wake_r, self._wake_w):
             os.close(descriptor)
         self._wake_r = self._wake_w = -1
@@ -237,6 +253,8 @@ class UhidDevice:
             elif isinstance(item, _Answer):
                 self._questions.pop(item.ticket, None)
                 actions += self.session.presence_decided(item.ticket, item.outcome)
+            elif isinstance(item, _Computed):
+                actions += self.session.computed(item.job, item.result)
             actions += self.session.tick()
             self._act(actions)
             self._flush()
@@ -286,6 +304,26 @@ class UhidDevice:
                     cancelled.set()
             elif isinstance(action, Winked):
                 log.warning("wink! (%s)", self.identity.name)
+            elif isinstance(action, Compute):
+                self._compute(action)
+
+    def _compute(self, action: Compute) -> None:
+        if self._worker is None:
+            self._worker = threading.Thread(
+                target=self._run_steps, name=f"core {self.identity.name}", daemon=True
+            )
+            self._worker.start()
+        self._work.put(action)
+
+    def _run_steps(self) -> None:
+        """The core worker: one step at a time, results back to the main loop in order."""
+        while (action := self._work.get()) is not None:
+            result: Step | Exception
+            try:
+                result = action.work()
+            except Exception as error:  # the session answers ERR_OTHER (or re-raises, strict)
+                result = error
+            self._inbox.put(_Computed(action.job, result))
 
     def _ask(self, action: AskPresence) -> None:
         asker = self.asker

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Final
 
 import pytest
+from fido2.ctap import STATUS
 from fido2.ctap2 import Ctap2
 from fido2.hid import CAPABILITY, CtapHidDevice, list_descriptors
 from fido2.hid.base import parse_report_descriptor
@@ -222,5 +223,33 @@ def test_feature_reports_fail_with_eio_and_the_key_keeps_working(auto_key: Key) 
             b"after feature reports"
         )
         assert within(CALL_TIMEOUT, lambda: Ctap2(device).get_info()).max_msg_size == 1200
+    finally:
+        device.close()
+
+
+def test_processing_keepalives_while_the_core_computes(auto_key: Key) -> None:
+    """An RS256 credential makes the core generate an RSA-2048 key (far beyond 100 ms under
+    TCG): meanwhile the key sends KEEPALIVE(PROCESSING) (CTAP 2.1 §11.2.9.2.1) and python-fido2
+    reports them; the key generation happens after the (automatic) touch, so no UPNEEDED."""
+    device = auto_key.open()
+    statuses: list[int] = []
+    try:
+        for _ in range(10):  # RSA prime search time varies; one slow enough run suffices
+            made = within(
+                CALL_TIMEOUT,
+                lambda: Ctap2(device).make_credential(
+                    os.urandom(32),
+                    {"id": "example.com", "name": "Example"},
+                    {"id": os.urandom(8), "name": "rsa"},
+                    [{"type": "public-key", "alg": -257}],
+                    on_keepalive=statuses.append,
+                ),
+            )
+            assert made.auth_data.credential_data is not None
+            assert made.auth_data.credential_data.public_key[3] == -257
+            if statuses:
+                break
+        assert statuses and set(statuses) == {STATUS.PROCESSING}, statuses
+        assert within(CALL_TIMEOUT, partial(device.ping, b"done")) == b"done"
     finally:
         device.close()

@@ -46,7 +46,9 @@ def test_keepalives_then_approval(prompt_key: Key) -> None:
             )
     finally:
         device.close()
-    assert statuses == [STATUS.UPNEEDED]
+    # UPNEEDED while asking; PROCESSING may follow if making the credential takes > 100 ms
+    assert statuses[:1] == [STATUS.UPNEEDED]
+    assert set(statuses) <= {STATUS.UPNEEDED, STATUS.PROCESSING}
     assert response.auth_data.is_user_present()
 
 
