@@ -262,6 +262,33 @@ def test_plain_ctap_clients_see_always_verifying_providers(
     assert rp.login(Client(device, plain=True), uv=DISCOURAGED).user_verified
 
 
+@pytest.mark.parametrize(
+    ("provider", "attachment"),
+    [
+        (ICLOUD_KEYCHAIN, "platform"),
+        (BITWARDEN, "cross-platform"),  # historically (#6963)
+        (GOOGLE_PASSWORD_MANAGER.with_(attachment=None), None),  # missing (Bitwarden #7141)
+    ],
+    ids=["platform", "cross-platform", "missing"],
+)
+def test_provider_client_reports_the_provider_attachment(
+    cloud: Cloud, provider: ProviderProfile, attachment: str | None
+) -> None:
+    device = cloud.account("a", provider=provider).device("d")
+    server = Fido2Server(PublicKeyCredentialRpEntity(name="Example", id=RP_ID))
+    options, state = server.register_begin(
+        PublicKeyCredentialUserEntity(id=b"u", name="u", display_name="U"),
+        resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+    )
+    response = ProviderClient(device, ORIGIN).make_credential(options.public_key)
+    server.register_complete(state, response)
+    assert dict(response).get("authenticatorAttachment") == attachment
+    request, _ = server.authenticate_begin()
+    assertion = ProviderClient(device, ORIGIN).get_assertion(request.public_key).get_response(0)
+    assert assertion.raw_id == response.raw_id
+    assert dict(assertion).get("authenticatorAttachment") == attachment
+
+
 # -- 2. largeBlob on iCloud Keychain ---------------------------------------------------------
 
 

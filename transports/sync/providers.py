@@ -12,12 +12,16 @@ WebAuthn L3 §6.1 (authenticator data flags) and §6.1.3 (credential backup stat
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
 from fido2.client import AssertionSelection, DefaultClientDataCollector, Fido2Client
+from fido2.ctap2 import AssertionResponse
 from fido2.webauthn import (
+    AuthenticationResponse,
+    AuthenticatorAttachment,
     AuthenticatorSelectionCriteria,
     PublicKeyCredentialCreationOptions,
     PublicKeyCredentialRequestOptions,
@@ -267,7 +271,8 @@ class ProviderClient:
     browser or OS that hosts the keychain (Chrome for GPM, Safari and iOS for Apple, the
     extension for 1Password and Bitwarden) decides before any CTAP request whether the user
     is verified (``ProviderProfile.will_verify``) and knows whether a new passkey is backed
-    up at once (BS at registration by the same rule as assertions, WebAuthn L3 §6.1.3).
+    up at once (BS at registration by the same rule as assertions, WebAuthn L3 §6.1.3). Its
+    responses carry the provider's ``authenticatorAttachment`` (absent for ``None``).
 
     Each ceremony runs on an ``Authenticator`` over the device's own synced store, configured
     for that decision (``ProviderProfile.authenticator_config``); ``device.authenticator`` is
@@ -309,11 +314,34 @@ class ProviderClient:
         selection = options.authenticator_selection or AuthenticatorSelectionCriteria()
         client, verify = self._client(selection.user_verification)
         selection = replace(selection, user_verification=_requirement(verify))
-        return client.make_credential(replace(options, authenticator_selection=selection))
+        response = client.make_credential(replace(options, authenticator_selection=selection))
+        return replace(response, authenticator_attachment=self._attachment())
 
     def get_assertion(self, options: PublicKeyCredentialRequestOptions) -> AssertionSelection:
         client, verify = self._client(options.user_verification)
-        return client.get_assertion(replace(options, user_verification=_requirement(verify)))
+        found = client.get_assertion(replace(options, user_verification=_requirement(verify)))
+        return _Assertions(found, self._attachment())
+
+    def _attachment(self) -> AuthenticatorAttachment | None:
+        attachment = self.device.account.provider.attachment
+        return None if attachment is None else AuthenticatorAttachment(attachment.value)
+
+
+class _Assertions(AssertionSelection):
+    """python-fido2's selection with the provider's ``authenticatorAttachment``."""
+
+    def __init__(
+        self, found: AssertionSelection, attachment: AuthenticatorAttachment | None
+    ) -> None:
+        self._found = found
+        self._attachment = attachment
+
+    def get_assertions(self) -> Sequence[AssertionResponse]:
+        return self._found.get_assertions()
+
+    def get_response(self, index: int) -> AuthenticationResponse:
+        response = self._found.get_response(index)
+        return replace(response, authenticator_attachment=self._attachment)
 
 
 def _requirement(verify: bool) -> UserVerificationRequirement:
