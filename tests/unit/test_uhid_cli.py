@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -327,3 +329,55 @@ def test_fixes_work_outside_a_source_checkout(
     assert printed == doctor.UDEV_RULE
     shipped = Path(__file__).resolve().parents[2] / "docs" / "70-fidoemu.rules"
     assert printed == shipped.read_text()
+
+
+# -- serve -v -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fidoemu_logger() -> Iterator[None]:
+    logger = logging.getLogger("fidoemu")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
+
+
+def _make_credential_through_a_session() -> None:
+    from fido2 import cbor
+
+    from authenticator.presence import approve
+    from transports.ctaphid.constants import BROADCAST_CID, HidCommand
+    from transports.ctaphid.packets import fragment
+    from transports.ctaphid.session import CtapHidSession
+
+    session = CtapHidSession(Authenticator(strict=True), instant_presence=approve)
+    session.receive_packet(fragment(BROADCAST_CID, HidCommand.INIT, bytes(8))[0])
+    cid = int.from_bytes(session.packets_to_send()[0][15:19], "big")
+    message = b"\x01" + cbor.encode(
+        {
+            1: bytes(32),
+            2: {"id": "example.com", "name": "Example"},
+            3: {"id": b"user", "name": "user"},
+            4: [{"type": "public-key", "alg": -7}],
+        }
+    )
+    for report in fragment(cid, HidCommand.CBOR, message):
+        session.receive_packet(report)
+    assert session.packets_to_send()
+
+
+@pytest.mark.usefixtures("fidoemu_logger")
+@pytest.mark.parametrize("verbosity", [0, 1, 2])
+def test_verbose_logs_each_decoded_command(
+    verbosity: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `fidoemu serve -v` sets up: the session's decoded command lines on stderr, only
+    with -v (the guest test checks the same through a real `fidoemu serve`)."""
+    cli._configure_logging(verbosity)
+    _make_credential_through_a_session()
+    err = capsys.readouterr().err
+    if verbosity:
+        assert "CBOR MAKE_CREDENTIAL(client_data_hash=<32 B>, rp={id='example.com'" in err
+        assert "-> OK (" in err
+    else:
+        assert err == ""
