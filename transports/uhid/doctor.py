@@ -199,7 +199,8 @@ def check_uhid(system: System) -> list[Finding]:
                 "(CONFIG_UHID)",
                 (
                     "use a kernel built with CONFIG_UHID=m (every Debian/Ubuntu/Fedora kernel "
-                    "is), or run fidoemu in a VM with one (see tests/vm/)",
+                    "is), or run fidoemu in a VM with such a kernel (qemu works without KVM; "
+                    "fidoemu's source tree has scripts for it in tests/vm/)",
                 ),
             )
         ]
