@@ -276,3 +276,30 @@ def test_attestation_formats_are_passed_as_the_ctap_preference(
     assert _made(trace)[0]["attestationFormatsPreference"] == formats
     webauthn_client.create(create_options(attestationFormats=formats))  # attestation "none"
     assert "attestationFormatsPreference" not in _made(trace)[0]
+
+
+# -- discoverable credentials on a protected authenticator ---------------------------------------
+
+
+def test_a_discoverable_credential_on_a_protected_authenticator_verifies_the_user(
+    authenticator_factory: AuthenticatorFactory, authenticator: Authenticator
+) -> None:
+    from fido2.ctap2.pin import ClientPin
+
+    from transports.webauthn import enter_pin
+    from transports.webauthn.checks import assert_flags
+
+    options = create_options("required")
+    options["authenticatorSelection"]["userVerification"] = "discouraged"
+    laptop = WebAuthnClient(ORIGIN, authenticator_factory("platform"))
+    assert_flags(laptop.create(options), uv=True)  # built-in UV, not OPERATION_DENIED
+
+    ClientPin(Ctap2(InProcessDevice(authenticator))).set_pin("123456")
+    key = WebAuthnClient(ORIGIN, authenticator)
+    key.user.then(enter_pin("123456"))
+    assert_flags(key.create(options), uv=True)  # the PIN, as Chromium asks for it
+    assert [p.kind for p in key.user.prompts] == ["pin"]
+    # A non-discoverable credential needs no verification (makeCredUvNotRqd).
+    plain = create_options("discouraged")
+    plain["authenticatorSelection"]["userVerification"] = "discouraged"
+    assert_flags(key.create(plain), uv=False)

@@ -448,6 +448,11 @@ class WebAuthnClient:
 
         port, info = self._pick(ceremony, selection, hints, extensions)
         rk = _resident_key(selection, info)
+        if rk and selection.user_verification == "discouraged" and _uv_method(info, "preferred"):
+            # CTAP 2.1 §6.1.2 steps 6-8: makeCredUvNotRqd spares UV only for non-discoverable
+            # credentials; a protected authenticator verifies the user for a discoverable one,
+            # so the client does (as Chromium asks for the PIN or built-in UV).
+            selection = Selection(selection.attachment, selection.resident_key, "preferred")
         request: dict[int, Any] = {
             MakeCredentialKey.CLIENT_DATA_HASH: client_data_hash,
             MakeCredentialKey.RP: {"id": rp_id, "name": rp_name},
@@ -1047,7 +1052,10 @@ def _registration_extensions(extensions: Mapping[str, Any], info: Info) -> dict[
         ctap["hmac-secret"] = True
     if isinstance(extensions.get("prf"), Mapping) and "hmac-secret" in supported:
         ctap["hmac-secret"] = True
-    if extensions.get("minPinLength") is True and "minPinLength" in supported:
+    if extensions.get("minPinLength") is True and (
+        "minPinLength" in supported or info.options.get("setMinPINLength") is True
+    ):
+        # CTAP 2.1 §12.4: signalled by the setMinPINLength option, not in getInfo's list.
         ctap["minPinLength"] = True
     large_blob = extensions.get("largeBlob")
     if (
