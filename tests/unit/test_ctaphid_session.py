@@ -413,3 +413,21 @@ def test_offload_u2f_polls_like_inline(offloaded: CtapHidSession) -> None:
     assert isinstance(ask, AskPresence)
     [reply] = replies(offloaded.framer)
     assert status_word(reply) == StatusWord.CONDITIONS_NOT_SATISFIED
+
+
+def test_offload_cancel_reaches_the_live_request_not_an_identical_abandoned_one(
+    offloaded: CtapHidSession,
+) -> None:
+    cid = channel(offloaded)
+    message = make_credential()
+    [slow] = cbor_request(offloaded, cid, message)
+    assert isinstance(slow, Compute)
+    offloaded.disconnect()  # abandoned while it runs...
+    assert cbor_request(offloaded, cid, message) == []  # ...and the very same request again
+    offloaded.receive_packet(_fragment(cid, HidCommand.CANCEL, b"")[0])
+    [queued] = offloaded.computed(slow.job, slow.work())
+    assert isinstance(queued, Compute)
+    assert run(offloaded, [queued]) == []  # cancelled: no presence question
+    assert replies(offloaded.framer) == [
+        (cid, HidCommand.CBOR, bytes([CtapStatus.KEEPALIVE_CANCEL]))
+    ]

@@ -342,7 +342,7 @@ class CtapHidSession:
 
     def _cancel(self, request: Request) -> list[SessionAction]:
         for job in self._jobs:
-            if job.request == request:
+            if job.request is request and not job.aborted:
                 job.cancelled = True  # takes effect when the step ends
                 return []
         waiting = self._waiting
@@ -357,7 +357,7 @@ class CtapHidSession:
 
     def _abort(self, request: Request) -> list[SessionAction]:
         for job in self._jobs:
-            if job.request == request:
+            if job.request is request and not job.aborted:
                 job.aborted = True  # its result is dropped when it ends
                 log.info("cid %08x: request abandoned while processing", request.cid)
                 return []
