@@ -154,3 +154,77 @@ def test_errors_keep_their_domexception_names(
       }"""
     )
     assert names == ["SecurityError", "NotSupportedError", "AbortError", "NotAllowedError"]
+
+
+def test_attach_to_a_context_covers_open_and_later_pages(
+    browser: Browser, site: DemoServer, authenticator: Authenticator
+) -> None:
+    """A BrowserContext: a page already open is patched, and so is every page opened later."""
+    context = browser.new_context()
+    try:
+        opened = context.new_page()
+        opened.set_default_timeout(15_000)
+        opened.goto(site.url)  # before attach: patched by attach itself
+        bridge = attach(context, authenticator)
+        opened.fill("#username", "bob")
+        opened.click("#register")
+        expect(opened.locator("#status")).to_have_text("Passkey registered for bob.")
+
+        later = context.new_page()  # after attach: the init script runs in it
+        later.set_default_timeout(15_000)
+        later.goto(site.url)
+        later.click("#login")
+        expect(later.locator("#status")).to_have_text("Welcome back, bob!")
+        assert bridge.calls == [("create", site.url), ("get", site.url)]
+    finally:
+        context.close()
+
+
+def test_attach_async_with_playwrights_async_api(
+    site: DemoServer, authenticator: Authenticator
+) -> None:
+    """attach_async on the async API (in its own thread: the sync API's loop is this one's)."""
+    import asyncio
+    import threading
+
+    from playwright.async_api import async_playwright
+    from playwright.async_api import expect as async_expect
+
+    from transports.browser import attach_async
+
+    outcome: dict[str, object] = {}
+
+    async def scenario() -> None:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM_PATH, args=list(CHROMIUM_ARGS)
+            )
+            try:
+                page = await browser.new_page()
+                page.set_default_timeout(15_000)
+                await page.goto(site.url)  # an open document, patched by attach_async
+                bridge = await attach_async(page, authenticator)
+                await page.fill("#username", "carol")
+                await page.click("#register")
+                status = page.locator("#status")
+                await async_expect(status).to_have_text("Passkey registered for carol.")
+                await page.click("#logout")
+                await page.click("#login")
+                await async_expect(status).to_have_text("Welcome back, carol!")
+                outcome["calls"] = bridge.calls
+            finally:
+                await browser.close()
+
+    def run() -> None:
+        try:
+            asyncio.run(scenario())
+        except BaseException as error:  # reported to the test thread below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    if "error" in outcome:
+        raise AssertionError(f"async scenario failed: {outcome['error']!r}")
+    assert outcome["calls"] == [("create", site.url), ("get", site.url)]
