@@ -149,3 +149,24 @@ def test_fidoemu_clock_drives_every_fixture_authenticator(
     start = fidoemu_clock.now()
     fidoemu_clock.advance(30)
     assert authenticator.context.clock.now() == start + 30
+
+
+# -- deterministic mode and its one exception ---------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", [-7, -257])
+def test_seeded_runs_are_identical_except_rsa_keys(algorithm: int) -> None:
+    """docs/harness.md: RS256 keys cannot be seeded (pyca/cryptography); all else can."""
+    from authenticator import SeededEntropy
+
+    options = create_options()
+    options["pubKeyCredParams"] = [{"type": "public-key", "alg": algorithm}]
+    runs = [
+        WebAuthnClient(ORIGIN, Authenticator(entropy=SeededEntropy(7))).create(options)
+        for _ in range(2)
+    ]
+    assert runs[0]["id"] == runs[1]["id"]
+    same_key = runs[0]["response"]["publicKey"] == runs[1]["response"]["publicKey"]
+    assert same_key is (algorithm != -257)
+    if algorithm != -257:
+        assert runs[0] == runs[1]
