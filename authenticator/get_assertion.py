@@ -90,7 +90,7 @@ def get_assertion(ctx: Context, req: GetAssertionRequest) -> Handler[dict[int, A
         raise CtapError(CtapStatus.INVALID_OPTION, "uv: no built-in user verification")
     # Extension inputs are checked before any touch is asked for (extensions/base.py).
     extension_inputs = extensions.parse_authentication(ctx, req.extensions, up=up)
-    # Steps 4-6: alwaysUv, then the pinUvAuthToken or the built-in UV gesture.
+    # Steps 5-6: alwaysUv, then the pinUvAuthToken or the built-in UV gesture.
     verification = yield from verify_user(
         ctx,
         rp_id=req.rp_id,
@@ -99,6 +99,7 @@ def get_assertion(ctx: Context, req: GetAssertionRequest) -> Handler[dict[int, A
         protocol=req.pin_uv_auth_protocol,
         uv=uv,
         permission=_GA_PERMISSION,
+        up=up,  # CTAP 2.1 §6.2.2 step 5: alwaysUv only when "up" is true
         reason="sign in",
     )
     uv = verification.user_verified

@@ -1,5 +1,5 @@
 """What protects the device, and the user-verification steps makeCredential and getAssertion
-share (CTAP 2.1 §6.1.2 steps 1-2, 6-11 and 14; §6.2.2 steps 1-2, 4-6 and 9).
+share (CTAP 2.1 §6.1.2 steps 1-2, 6-11 and 14; §6.2.2 steps 1-2, 5-6 and 9).
 
 Owns the persistent PIN/UV state in the store (names under ``pin/``, ``uv/`` and
 ``config/``): the sealed PIN hash, PIN retries, the PIN's length, minPINLength and its RP IDs,
@@ -193,10 +193,12 @@ def grantable_permissions(ctx: Context, *, via_uv: bool) -> Permission:
 
 
 def perform_built_in_uv(ctx: Context, rp_id: str, reason: str) -> Handler[None]:
-    """One built-in UV gesture (a simulated fingerprint match), counting failures.
+    """One built-in UV gesture (a simulated fingerprint match), counting failures, with the
+    status codes of getPinUvAuthTokenUsingUvWithPermissions (CTAP 2.1 §6.5.5.7.3 steps 7-10).
 
     The transport's answer decides: APPROVED is a match, UV_FAILED a mismatch (a retry spent;
-    UV_BLOCKED when none remain), anything else the usual presence status.
+    UV_BLOCKED when none remain), anything else the usual presence status. makeCredential and
+    getAssertion translate these failures (``_ceremony_built_in_uv``).
     """
     retries = uv_retries(ctx)
     if retries <= 0:
@@ -210,6 +212,28 @@ def perform_built_in_uv(ctx: Context, rp_id: str, reason: str) -> Handler[None]:
     outcome.require()
     if retries != ctx.config.uv_retries:
         set_uv_retries(ctx, ctx.config.uv_retries)
+
+
+def _ceremony_built_in_uv(
+    ctx: Context, rp_id: str, reason: str, *, pin_helps: bool
+) -> Handler[None]:
+    """The built-in UV of makeCredential step 11.2 / getAssertion step 6.2 (the "uv" option,
+    the CTAP 2.0 path). Its failures answer differently from getPinUvAuthTokenUsingUv's
+    UV_INVALID/UV_BLOCKED: CTAP 2.1 §6.1.2 step 11.2.3 and §6.2.2 step 6.2.3 say a user action
+    timeout -> USER_ACTION_TIMEOUT; else, if a PIN is set and may grant mc/ga ("clientPin"
+    true, noMcGaPermissionsWithClientPin absent) -> PUAT_REQUIRED, so the platform falls back
+    to the PIN; else uvRetries at 0 -> PIN_BLOCKED (the spec's code, not UV_BLOCKED); else
+    OPERATION_DENIED. A platform's CTAPHID_CANCEL stays KEEPALIVE_CANCEL (§11.2.9.1.5)."""
+    try:
+        yield from perform_built_in_uv(ctx, rp_id, reason)
+    except CtapError as error:
+        if error.status in (CtapStatus.USER_ACTION_TIMEOUT, CtapStatus.KEEPALIVE_CANCEL):
+            raise
+        if pin_helps and pin_is_set(ctx):
+            raise CtapError(CtapStatus.PUAT_REQUIRED, "built-in UV failed; use the PIN") from error
+        if uv_retries(ctx) <= 0:
+            raise CtapError(CtapStatus.PIN_BLOCKED, "built-in UV is blocked") from error
+        raise CtapError(CtapStatus.OPERATION_DENIED, "built-in UV failed") from error
 
 
 # -- the ceremony steps ---------------------------------------------------------------------
@@ -269,10 +293,11 @@ def verify_user(
     uv: bool,
     permission: Permission,
     rk: bool = False,
+    up: bool = True,
     reason: str,
 ) -> Handler[Verification]:
     """Steps 5-11 of makeCredential (``permission=MC``, ``rk`` = the requested option) or
-    4-6 of getAssertion (``permission=GA``)."""
+    5-6 of getAssertion (``permission=GA``, ``up`` = the "up" option)."""
     config = ctx.config
     if param is not None:
         uv = False  # CTAP 2.1 §6.1.2 step 5: a pinUvAuthParam takes precedence over "uv"
@@ -280,9 +305,11 @@ def verify_user(
         raise CtapError(CtapStatus.INVALID_OPTION, "uv: built-in UV is not configured")
     # "clientPin is supported for the mc/ga permission": otherwise the PIN cannot help.
     pin_helps = config.client_pin and not config.no_mc_ga_permissions_with_client_pin
-    always_uv = always_uv_enabled(ctx)
+    # CTAP 2.1 §6.2.2 step 5: alwaysUv applies to getAssertion only when "up" is true; a
+    # silent (up=false) assertion proceeds as if alwaysUv were off.
+    always_uv = up and always_uv_enabled(ctx)
     if always_uv and param is None and not uv:
-        # CTAP 2.1 §6.1.2 step 6 / §6.2.2 step 4.
+        # CTAP 2.1 §6.1.2 step 6 / §6.2.2 step 5.
         if built_in_uv_configured(ctx):
             uv = True
         elif pin_helps:
@@ -314,7 +341,7 @@ def verify_user(
         result.user_verified = True
         result.user_present = token.user_present
     elif uv:
-        yield from perform_built_in_uv(ctx, rp_id, reason)
+        yield from _ceremony_built_in_uv(ctx, rp_id, reason, pin_helps=pin_helps)
         result.user_verified = True
         result.user_present = True  # the UV gesture is a touch (step 14: "up" already proven)
     return result

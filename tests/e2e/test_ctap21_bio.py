@@ -5,6 +5,9 @@ removes fingerprints over a scripted sensor; an enrolled finger then verifies th
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 import pytest
 from fido2.client import ClientError, DefaultClientDataCollector, Fido2Client, UserInteraction
@@ -15,13 +18,14 @@ from fido2.server import Fido2Server
 from fido2.webauthn import (
     PublicKeyCredentialRpEntity,
     PublicKeyCredentialUserEntity,
+    RegistrationResponse,
     UserVerificationRequirement,
 )
 from webauthn import verify_registration_response
 
 from authenticator import Authenticator, CtapStatus, ManualClock, MemoryStore, Presence
 from authenticator.bio_enrollment import SampleStatus, sensor
-from authenticator.config import BIO_SECURITY_KEY
+from authenticator.config import BIO_SECURITY_KEY, AuthenticatorConfig
 from authenticator.presence import ScriptedPresence
 from transports.inprocess import InProcessDevice
 
@@ -30,10 +34,12 @@ ORIGIN = "https://example.com"
 
 
 class BioKey:
-    def __init__(self, store: MemoryStore | None = None) -> None:
+    def __init__(
+        self, store: MemoryStore | None = None, config: AuthenticatorConfig = BIO_SECURITY_KEY
+    ) -> None:
         self.clock = ManualClock()
         self.presence = ScriptedPresence()
-        self.auth = Authenticator(store, config=BIO_SECURITY_KEY, clock=self.clock, strict=True)
+        self.auth = Authenticator(store, config=config, clock=self.clock, strict=True)
         self.device = InProcessDevice(self.auth, presence=self.presence)
         self.ctap2 = Ctap2(self.device)
 
@@ -163,4 +169,55 @@ def test_an_enrolled_finger_verifies_the_user_in_a_ceremony() -> None:
     )
     with pytest.raises(ClientError):
         client.get_assertion(request.public_key)
+    assert ClientPin(key.ctap2).get_uv_retries() == BIO_SECURITY_KEY.uv_retries - 1
+
+
+def test_a_failed_finger_in_a_uv_option_ceremony_through_fido2_client() -> None:
+    """A key without pinUvAuthToken (as a CTAP 2.0 bio key): Fido2Client sends "uv": true
+    and the key runs built-in UV inside the ceremony; a failure answers CTAP 2.1 §6.1.2 step
+    11.2.3 / §6.2.2 step 6.2.3's codes, which Fido2Client maps to its ClientError codes."""
+    store = MemoryStore()
+    enroll(BioKey(store).bio())  # sets the PIN too
+    key = BioKey(store, config=replace(BIO_SECURITY_KEY, pin_uv_auth_token=False))
+    client = Fido2Client(key.device, DefaultClientDataCollector(ORIGIN), user_interaction=NoPin())
+    server = Fido2Server(PublicKeyCredentialRpEntity(name="Example", id="example.com"))
+    options, state = server.register_begin(
+        PublicKeyCredentialUserEntity(id=b"erin", name="erin"),
+        user_verification=UserVerificationRequirement.REQUIRED,
+    )
+
+    def failure(ceremony: Callable[[], object], outcome: Presence) -> tuple[Any, CtapStatus]:
+        key.presence.push(outcome)
+        with pytest.raises(ClientError) as error:
+            ceremony()
+        cause = error.value.cause
+        assert isinstance(cause, FidoCtapError)
+        return error.value.code, CtapStatus(cause.code)
+
+    def register() -> RegistrationResponse:
+        return client.make_credential(options.public_key)
+
+    # A PIN is set, so the platform is told to use it; a timeout stays a timeout.
+    assert failure(register, Presence.UV_FAILED) == (
+        ClientError.ERR.BAD_REQUEST,
+        CtapStatus.PUAT_REQUIRED,
+    )
+    assert failure(register, Presence.TIMED_OUT) == (
+        ClientError.ERR.TIMEOUT,
+        CtapStatus.USER_ACTION_TIMEOUT,
+    )
+    auth_data = server.register_complete(state, register())
+    assert auth_data.is_user_verified()
+    assert any(r.user_verification for r in key.presence.requests)
+
+    credential = auth_data.credential_data
+    assert credential is not None
+    request, _ = server.authenticate_begin(
+        [credential], user_verification=UserVerificationRequirement.REQUIRED
+    )
+    assert failure(lambda: client.get_assertion(request.public_key), Presence.UV_FAILED) == (
+        ClientError.ERR.BAD_REQUEST,
+        CtapStatus.PUAT_REQUIRED,
+    )
+    # The match in between restored the retries; the wrong finger since spent one.
     assert ClientPin(key.ctap2).get_uv_retries() == BIO_SECURITY_KEY.uv_retries - 1

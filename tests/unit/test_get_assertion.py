@@ -194,3 +194,96 @@ def test_cancel_while_waiting(auth: Authenticator) -> None:
     assert isinstance(done, Done)
     assert done.response == bytes([CtapStatus.KEEPALIVE_CANCEL])
     assert auth.cancel() is None
+
+
+# -- built-in UV failing inside getAssertion (CTAP 2.1 §6.2.2 step 6.2.3) -------------------
+
+
+def _platform(**changes: Any) -> Authenticator:
+    from authenticator import PLATFORM
+
+    auth = Authenticator(config=replace(PLATFORM, **changes), strict=True)
+    body = {
+        1: CDH,
+        2: {"id": "example.com"},
+        3: {"id": b"u1", "name": "u1"},
+        4: [{"type": "public-key", "alg": -7}],
+        7: {"uv": True},
+    }
+    response = auth.call(bytes([Command.MAKE_CREDENTIAL]) + cbor2.dumps(body, canonical=True))
+    assert response[0] == CtapStatus.OK
+    return auth
+
+
+def _uv_ga(auth: Authenticator, *outcomes: Presence) -> tuple[CtapStatus, ScriptedPresence]:
+    presence = ScriptedPresence(outcomes)
+    return assertion(auth, presence, k5={"uv": True})[0], presence
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status"),
+    [
+        (Presence.UV_FAILED, CtapStatus.OPERATION_DENIED),
+        (Presence.DENIED, CtapStatus.OPERATION_DENIED),
+        (Presence.TIMED_OUT, CtapStatus.USER_ACTION_TIMEOUT),
+        (Presence.CANCELLED, CtapStatus.KEEPALIVE_CANCEL),
+    ],
+)
+def test_built_in_uv_failure_statuses(outcome: Presence, status: CtapStatus) -> None:
+    auth = _platform()
+    assert _uv_ga(auth, outcome)[0] is status
+    assert _uv_ga(auth)[0] is CtapStatus.OK  # a match afterwards signs
+
+
+def test_built_in_uv_exhausted_is_pin_blocked_without_asking() -> None:
+    auth = _platform()
+    retries = auth.config.uv_retries
+    for _ in range(retries - 1):
+        assert _uv_ga(auth, Presence.UV_FAILED)[0] is CtapStatus.OPERATION_DENIED
+    assert _uv_ga(auth, Presence.UV_FAILED)[0] is CtapStatus.PIN_BLOCKED
+    status, presence = _uv_ga(auth)
+    assert status is CtapStatus.PIN_BLOCKED
+    assert presence.requests == []
+
+
+def test_built_in_uv_failure_with_a_usable_pin_is_puat_required() -> None:
+    from fido2.ctap2 import ClientPin, Ctap2
+
+    from transports.inprocess import InProcessDevice
+
+    auth = _platform(client_pin=True)
+    assert _uv_ga(auth, Presence.UV_FAILED)[0] is CtapStatus.OPERATION_DENIED  # no PIN set yet
+    ClientPin(Ctap2(InProcessDevice(auth))).set_pin("4321")
+    assert _uv_ga(auth, Presence.UV_FAILED)[0] is CtapStatus.PUAT_REQUIRED
+    assert _uv_ga(auth, Presence.TIMED_OUT)[0] is CtapStatus.USER_ACTION_TIMEOUT
+    for _ in range(auth.config.uv_retries):
+        _uv_ga(auth, Presence.UV_FAILED)
+    assert _uv_ga(auth)[0] is CtapStatus.PUAT_REQUIRED  # blocked: the PIN is the way
+
+    # noMcGaPermissionsWithClientPin: the PIN cannot grant ga, so no PUAT_REQUIRED.
+    auth = _platform(client_pin=True, no_mc_ga_permissions_with_client_pin=True)
+    ClientPin(Ctap2(InProcessDevice(auth))).set_pin("4321")
+    assert _uv_ga(auth, Presence.UV_FAILED)[0] is CtapStatus.OPERATION_DENIED
+
+
+# -- alwaysUv and the silent assertion (CTAP 2.1 §6.2.2 step 5) -----------------------------
+
+
+def test_always_uv_does_not_apply_to_a_silent_assertion() -> None:
+    from authenticator.user_verification import set_always_uv
+
+    auth = Authenticator(strict=True)
+    credential_id = register(auth, b"u1", rk=False)
+    allow = [{"type": "public-key", "id": credential_id}]
+    set_always_uv(auth.context, True)
+    presence = ScriptedPresence()
+    # up=false: a pre-flight probe goes on as without alwaysUv, with neither UP nor UV.
+    status, body = assertion(auth, presence, k3=allow, k5={"up": False})
+    assert status is CtapStatus.OK
+    assert body[2][32] & (AuthDataFlag.UP | AuthDataFlag.UV) == 0
+    assert presence.requests == []
+    assert assertion(auth, presence, k5={"up": False})[0] is CtapStatus.NO_CREDENTIALS
+    # "up" true, explicit or by default: alwaysUv asks for a pinUvAuthToken.
+    assert assertion(auth, presence, k3=allow)[0] is CtapStatus.PUAT_REQUIRED
+    assert assertion(auth, presence, k3=allow, k5={"up": True})[0] is CtapStatus.PUAT_REQUIRED
+    assert presence.requests == []

@@ -168,9 +168,10 @@ def test_platform_profile_verifies_the_user_and_makes_passkeys() -> None:
     ]
     assert response[2][32] & AuthDataFlag.UV
     assert len(auth.store.discoverable("example.com")) == 1  # discoverable without rk
+    # A wrong finger: CTAP 2.1 §6.1.2 step 11.2.3 (no PIN to fall back to) -> OPERATION_DENIED.
     assert (
         call(auth, request(k7={"uv": True}), ScriptedPresence([Presence.UV_FAILED]))[0]
-        is CtapStatus.UV_INVALID
+        is CtapStatus.OPERATION_DENIED
     )
 
 
@@ -225,3 +226,79 @@ def test_cose_keys_are_built_in_canonical_order(alg: int) -> None:
 
     cose = CredentialKey.generate(CoseAlgorithm(alg), SystemEntropy()).cose_public_key()
     assert cbor.encode_response(cose) == cbor.encode(cose)
+
+
+# -- built-in UV failing inside makeCredential (CTAP 2.1 §6.1.2 step 11.2.3) ----------------
+
+
+def _set_pin(auth: Authenticator, pin: str = "4321") -> None:
+    from fido2.ctap2 import ClientPin, Ctap2
+
+    from transports.inprocess import InProcessDevice
+
+    ClientPin(Ctap2(InProcessDevice(auth))).set_pin(pin)
+
+
+def _uv_mc(auth: Authenticator, *outcomes: Presence) -> tuple[CtapStatus, ScriptedPresence]:
+    presence = ScriptedPresence(outcomes)
+    return call(auth, request(k7={"uv": True}), presence)[0], presence
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status"),
+    [
+        (Presence.UV_FAILED, CtapStatus.OPERATION_DENIED),
+        (Presence.DENIED, CtapStatus.OPERATION_DENIED),
+        (Presence.TIMED_OUT, CtapStatus.USER_ACTION_TIMEOUT),
+        (Presence.CANCELLED, CtapStatus.KEEPALIVE_CANCEL),
+    ],
+)
+def test_built_in_uv_failure_statuses_without_a_pin(outcome: Presence, status: CtapStatus) -> None:
+    auth = Authenticator(config=PLATFORM, strict=True)
+    assert _uv_mc(auth, outcome)[0] is status
+    assert auth.store.discoverable("example.com") == []
+
+
+def test_built_in_uv_retries_exhausted_is_pin_blocked() -> None:
+    auth = Authenticator(config=PLATFORM, strict=True)
+    for _ in range(PLATFORM.uv_retries - 1):
+        assert _uv_mc(auth, Presence.UV_FAILED)[0] is CtapStatus.OPERATION_DENIED
+    # The last retry spent: "If the uvRetries counter is 0, return CTAP2_ERR_PIN_BLOCKED".
+    assert _uv_mc(auth, Presence.UV_FAILED)[0] is CtapStatus.PIN_BLOCKED
+    # Blocked: answered without asking for a finger, still PIN_BLOCKED.
+    status, presence = _uv_mc(auth)
+    assert status is CtapStatus.PIN_BLOCKED
+    assert presence.requests == []
+
+
+def test_built_in_uv_failure_with_a_pin_set_is_puat_required() -> None:
+    auth = Authenticator(config=replace(PLATFORM, client_pin=True), strict=True)
+    _set_pin(auth)
+    # The platform should fall back to the PIN (a pinUvAuthToken): PUAT_REQUIRED, also once
+    # built-in UV is blocked; a timeout stays a timeout.
+    assert _uv_mc(auth, Presence.TIMED_OUT)[0] is CtapStatus.USER_ACTION_TIMEOUT
+    for _ in range(PLATFORM.uv_retries):
+        assert _uv_mc(auth, Presence.UV_FAILED)[0] is CtapStatus.PUAT_REQUIRED
+    status, presence = _uv_mc(auth)
+    assert status is CtapStatus.PUAT_REQUIRED
+    assert presence.requests == []
+
+
+def test_built_in_uv_failure_when_the_pin_cannot_grant_mc() -> None:
+    config = replace(PLATFORM, client_pin=True, no_mc_ga_permissions_with_client_pin=True)
+    auth = Authenticator(config=config, strict=True)
+    _set_pin(auth)
+    assert _uv_mc(auth, Presence.UV_FAILED)[0] is CtapStatus.OPERATION_DENIED
+
+
+def test_built_in_uv_failure_on_the_bio_profile() -> None:
+    from tests.unit.test_bio_enrollment import Bio
+
+    bio = Bio()
+    bio.enroll()
+    auth = bio.auth
+    assert _uv_mc(auth, Presence.UV_FAILED)[0] is CtapStatus.OPERATION_DENIED  # no PIN yet
+    _set_pin(auth)
+    assert _uv_mc(auth, Presence.UV_FAILED)[0] is CtapStatus.PUAT_REQUIRED
+    assert _uv_mc(auth, Presence.TIMED_OUT)[0] is CtapStatus.USER_ACTION_TIMEOUT
+    assert _uv_mc(auth)[0] is CtapStatus.OK

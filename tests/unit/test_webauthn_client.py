@@ -348,7 +348,8 @@ def test_platform_authenticator_verifies_the_user(
     client.user.then(uv_fail())
     with pytest.raises(NotAllowedError) as error:
         client.get(options_to_json(generate_authentication_options(rp_id=RP_ID)))
-    assert error.value.status is CtapStatus.UV_INVALID
+    # CTAP 2.1 §6.2.2 step 6.2.3: a failed built-in UV with no PIN -> OPERATION_DENIED.
+    assert error.value.status is CtapStatus.OPERATION_DENIED
 
 
 def test_pin_entry_with_retries(authenticator: Authenticator) -> None:

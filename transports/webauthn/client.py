@@ -755,8 +755,13 @@ class WebAuthnClient:
             return self._run_with_pin(port, info, ceremony, command, request, salts)
         response = self._send(port, ceremony, command, request, info, salts)
         status = response[0] if response else CtapStatus.OTHER
-        if status == CtapStatus.UV_INVALID and info.options.get("clientPin") is True:
-            # Built-in UV failed: fall back to the PIN, as browsers offer.
+        if (
+            method == "uv"
+            and status in _UV_FAILED_USE_PIN
+            and info.options.get("clientPin") is True
+        ):
+            # Built-in UV failed: fall back to the PIN, as browsers offer. CTAP 2.1 §6.1.2
+            # step 11.2.3 / §6.2.2 step 6.2.3 answer PUAT_REQUIRED; older keys UV_INVALID.
             del ctap_options["uv"]
             if ctap_options:
                 request[key] = ctap_options
@@ -944,6 +949,9 @@ def _resident_key(selection: Selection, info: Info) -> bool:
     if selection.resident_key == "required":
         return True
     return selection.resident_key == "preferred" and info.options.get("rk") is True
+
+
+_UV_FAILED_USE_PIN: Final = (CtapStatus.PUAT_REQUIRED, CtapStatus.UV_INVALID)
 
 
 def _uv_method(info: Info, requirement: str) -> str | None:
