@@ -303,3 +303,22 @@ def test_a_discoverable_credential_on_a_protected_authenticator_verifies_the_use
     plain = create_options("discouraged")
     plain["authenticatorSelection"]["userVerification"] = "discouraged"
     assert_flags(key.create(plain), uv=False)
+
+
+def test_resident_key_preferred_on_a_full_key_makes_a_non_discoverable_credential(
+    authenticator_factory: AuthenticatorFactory,
+) -> None:
+    trace = Trace()
+    client = WebAuthnClient(ORIGIN, authenticator_factory(max_resident_credentials=1), trace=trace)
+    first = client.create(create_options("preferred", {"credProps": True}))
+    assert first["clientExtensionResults"] == {"credProps": {"rk": True}}
+    second = create_options("preferred", {"credProps": True})
+    second["user"]["id"] = b64url(b"bob")
+    made = client.create(second)  # remainingDiscoverableCredentials is 0: rk not asked for
+    assert made["clientExtensionResults"] == {"credProps": {"rk": False}}
+    assert "options" not in _made(trace)[0]
+    assert trace.commands().count("GET_INFO") >= 2  # read again for the fresh count
+    required = create_options("required")
+    required["user"]["id"] = b64url(b"carol")
+    with pytest.raises(NotAllowedError):  # required still fails on the full key
+        client.create(required)

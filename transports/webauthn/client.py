@@ -107,6 +107,7 @@ class Info:
     transports: tuple[str, ...]
     max_credential_count_in_list: int
     pin_uv_protocols: tuple[int, ...]
+    remaining_discoverable_credentials: int | None = None  # CTAP 2.1 getInfo 0x14
 
     @property
     def platform(self) -> bool:
@@ -129,6 +130,9 @@ class Info:
             transports=tuple(sorted(body.get(GetInfoKey.TRANSPORTS, ("usb",)))),
             max_credential_count_in_list=body.get(GetInfoKey.MAX_CREDENTIAL_COUNT_IN_LIST, 1),
             pin_uv_protocols=tuple(body.get(GetInfoKey.PIN_UV_AUTH_PROTOCOLS, ())),
+            remaining_discoverable_credentials=body.get(
+                GetInfoKey.REMAINING_DISCOVERABLE_CREDENTIALS
+            ),
         )
 
 
@@ -447,6 +451,10 @@ class WebAuthnClient:
         ceremony = Ceremony("webauthn.create", rp_id, timeout, self.user, self.trace)
 
         port, info = self._pick(ceremony, selection, hints, extensions)
+        if selection.resident_key == "preferred" and info.options.get("rk") is True:
+            # A fresh count of free slots (the cached one ages with every passkey made).
+            port.forget_info()
+            info = port.info(self.trace)
         rk = _resident_key(selection, info)
         if rk and selection.user_verification == "discouraged" and _uv_method(info, "preferred"):
             # CTAP 2.1 §6.1.2 steps 6-8: makeCredUvNotRqd spares UV only for non-discoverable
@@ -948,7 +956,13 @@ def _entity(entity: dict[str, Any]) -> dict[str, Any]:
 def _resident_key(selection: Selection, info: Info) -> bool:
     if selection.resident_key == "required":
         return True
-    return selection.resident_key == "preferred" and info.options.get("rk") is True
+    # "preferred" on a key with no free slot makes a non-discoverable credential rather than
+    # fail with KEY_STORE_FULL, as Chromium and Safari do (remainingDiscoverableCredentials).
+    return (
+        selection.resident_key == "preferred"
+        and info.options.get("rk") is True
+        and info.remaining_discoverable_credentials != 0
+    )
 
 
 _UV_FAILED_USE_PIN: Final = (CtapStatus.PUAT_REQUIRED, CtapStatus.UV_INVALID)
