@@ -11,8 +11,8 @@ starts a ``PendingLargeBlobWrite`` in the context's single pending slot; each ne
 must start where the last ended (else INVALID_SEQ). When the buffer reaches ``length`` its
 integrity check is verified and the whole array is replaced in one store write, so a reader
 never sees a half-written array. Any command other than authenticatorLargeBlobs, a power
-cycle, a failed fragment or a new offset-0 fragment abandons the pending write; the
-committed array stays.
+cycle or a new offset-0 fragment abandons the pending write, and a failed fragment leaves
+it where the spec's steps left it (``_set``); the committed array stays.
 When the device is protected by user verification (a PIN, or enrolled built-in UV), every
 fragment carries a pinUvAuthParam over ``32 * 0xff || 0c 00 || uint32LE(offset) ||
 SHA-256(set)`` from a token with the largeBlobWrite permission.
@@ -89,7 +89,9 @@ class LargeBlobsRequest:
         param = optional(params, k.PIN_UV_AUTH_PARAM, bytes, "pinUvAuthParam")
         protocol = _unsigned(params, k.PIN_UV_AUTH_PROTOCOL, "pinUvAuthProtocol")
         if offset is None:
-            raise CtapError(CtapStatus.MISSING_PARAMETER, "offset is missing")
+            # CTAP 2.1 §6.10.2 steps 1-3: INVALID_PARAMETER (not MISSING_PARAMETER), like a
+            # request with neither or both of get and set.
+            raise CtapError(CtapStatus.INVALID_PARAMETER, "offset is missing")
         return cls(offset, get, set_, length, param, protocol)
 
 
@@ -121,6 +123,9 @@ def _get(ctx: Context, req: LargeBlobsRequest, count: int) -> dict[int, Any]:
     # A read leaves a write in progress alone: the spec keeps the two apart (§6.10.2).
     if req.length is not None:
         raise CtapError(CtapStatus.INVALID_PARAMETER, "length is only for set")
+    if req.pin_uv_auth_param is not None or req.pin_uv_auth_protocol is not None:
+        # Step 4.b: reads are never authenticated; a read carrying a token is malformed.
+        raise CtapError(CtapStatus.INVALID_PARAMETER, "get takes no pinUvAuthParam/Protocol")
     if count > max_fragment_length(ctx):
         raise CtapError(CtapStatus.INVALID_LENGTH, "get exceeds maxFragmentLength")
     array = serialized_array(ctx)
@@ -130,14 +135,10 @@ def _get(ctx: Context, req: LargeBlobsRequest, count: int) -> dict[int, Any]:
 
 
 def _set(ctx: Context, req: LargeBlobsRequest, fragment: bytes) -> Handler[None]:
-    try:
-        yield from _write_fragment(ctx, req, fragment)
-    except CtapError:
-        ctx.pending = None  # a failed fragment abandons the write in progress
-        raise
-
-
-def _write_fragment(ctx: Context, req: LargeBlobsRequest, fragment: bytes) -> Handler[None]:
+    """Step 5 (set). A failed fragment changes the write in progress only where the spec's
+    steps already had: a first fragment with an acceptable ``length`` starts a new write
+    (step 5.b.iv-v, before the token is checked at 5.e); any later failure leaves
+    expectedNextOffset where it was, so the platform may send that fragment again."""
     if len(fragment) > max_fragment_length(ctx):
         raise CtapError(CtapStatus.INVALID_LENGTH, "set exceeds maxFragmentLength")
     pending = ctx.pending if isinstance(ctx.pending, PendingLargeBlobWrite) else None
@@ -149,6 +150,7 @@ def _write_fragment(ctx: Context, req: LargeBlobsRequest, fragment: bytes) -> Ha
         if req.length < MIN_ARRAY_LENGTH:
             raise CtapError(CtapStatus.INVALID_PARAMETER, "length is below 17 bytes")
         pending = PendingLargeBlobWrite(req.length)
+        ctx.pending = pending  # expectedLength and expectedNextOffset = 0
     elif req.length is not None:
         raise CtapError(CtapStatus.INVALID_PARAMETER, "length is only for the first fragment")
     if pending is None or req.offset != pending.expected_next_offset:
@@ -159,9 +161,8 @@ def _write_fragment(ctx: Context, req: LargeBlobsRequest, fragment: bytes) -> Ha
         raise CtapError(CtapStatus.INVALID_PARAMETER, "fragments exceed the announced length")
     pending.buffer += fragment
     if pending.expected_next_offset < pending.expected_length:
-        ctx.pending = pending
         return None
-    ctx.pending = None
+    ctx.pending = None  # complete: committed below, or refused for its check value
     complete = bytes(pending.buffer)
     if not integrity_ok(complete):
         raise CtapError(CtapStatus.INTEGRITY_FAILURE, "the array's check value is wrong")

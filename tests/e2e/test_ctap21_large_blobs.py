@@ -4,10 +4,12 @@ protects the device (CTAP 2.1 §6.10.2 set step 5)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
 import pytest
+from fido2 import cbor
 from fido2.ctap import CtapError as FidoCtapError
 from fido2.ctap2 import ClientPin, Ctap2, LargeBlobs
 from fido2.ctap2.pin import PinProtocolV1, PinProtocolV2
@@ -96,3 +98,49 @@ def test_reset_returns_the_empty_array() -> None:
     ctap2.reset()
     assert LargeBlobs(ctap2).read_blob_array() == []
     assert (store.get_state(STATE_KEY) or EMPTY_ARRAY) == EMPTY_ARRAY
+
+
+def _fragment_param(client_pin: ClientPin, token: bytes, offset: int, fragment: bytes) -> bytes:
+    message = b"\xff" * 32 + b"\x0c\x00" + offset.to_bytes(4, "little")
+    return bytes(
+        client_pin.protocol.authenticate(token, message + hashlib.sha256(fragment).digest())
+    )
+
+
+def test_a_read_carrying_a_token_is_invalid_parameter() -> None:
+    """CTAP 2.1 §6.10.2 step 4.b: a get with pinUvAuthParam or pinUvAuthProtocol is refused."""
+    ctap2 = device()
+    client_pin = ClientPin(ctap2)
+    client_pin.set_pin(PIN)
+    token = client_pin.get_pin_token(PIN, ClientPin.PERMISSION.LARGE_BLOB_WRITE)
+    version = client_pin.protocol.VERSION
+    param = _fragment_param(client_pin, token, 0, b"")
+    for extra in (
+        {"pin_uv_param": param, "pin_uv_protocol": version},
+        {"pin_uv_protocol": version},
+    ):
+        with pytest.raises(FidoCtapError) as error:
+            ctap2.large_blobs(0, get=10, **extra)
+        assert CtapStatus(error.value.code) is CtapStatus.INVALID_PARAMETER
+    assert ctap2.large_blobs(0, get=100)[1] == EMPTY_ARRAY
+
+
+def test_a_fragment_refused_for_its_token_can_be_sent_again() -> None:
+    """A wrong pinUvAuthParam (step 5.e) leaves expectedNextOffset alone: the platform sends
+    the same fragment again with a good one and the write completes."""
+    ctap2 = device()
+    client_pin = ClientPin(ctap2)
+    client_pin.set_pin(PIN)
+    token = client_pin.get_pin_token(PIN, ClientPin.PERMISSION.LARGE_BLOB_WRITE)
+    version = client_pin.protocol.VERSION
+    data = cbor.encode([{1: b"kept"}])
+    array = data + hashlib.sha256(data).digest()[:16]
+    first, rest = array[:10], array[10:]
+    param = _fragment_param(client_pin, token, 0, first)
+    ctap2.large_blobs(0, set=first, length=len(array), pin_uv_param=param, pin_uv_protocol=version)
+    with pytest.raises(FidoCtapError) as error:
+        ctap2.large_blobs(10, set=rest, pin_uv_param=param, pin_uv_protocol=version)
+    assert CtapStatus(error.value.code) is CtapStatus.PIN_AUTH_INVALID
+    param = _fragment_param(client_pin, token, 10, rest)
+    ctap2.large_blobs(10, set=rest, pin_uv_param=param, pin_uv_protocol=version)
+    assert LargeBlobs(ctap2).read_blob_array() == [{1: b"kept"}]

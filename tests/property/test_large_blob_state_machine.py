@@ -1,7 +1,7 @@
 """A Hypothesis state machine over authenticatorLargeBlobs: fragmented writes (some corrupt,
-some abandoned, some out of order), reads at any offset, other commands, power cycles and
-resets, checked against a model. Invariant: the committed array always passes its integrity
-check and is exactly the last completely written valid array."""
+some abandoned, some out of order and then resumed), reads at any offset, other commands,
+power cycles and resets, checked against a model. Invariant: the committed array always
+passes its integrity check and is exactly the last completely written valid array."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ class LargeBlobMachine(RuleBasedStateMachine):
             return
         status = self.send(self.writing, offset, 1, first=False)
         assert status is CtapStatus.INVALID_SEQ
-        self.writing = None  # a failed fragment abandons the write
+        # The write in progress stays: step 5.d refuses before anything changes (§6.10.2).
 
     @rule(offset=st.integers(0, 2100), count=st.integers(0, MAX_FRAGMENT))
     def read(self, offset: int, count: int) -> None:

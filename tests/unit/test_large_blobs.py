@@ -91,7 +91,10 @@ def test_a_wrong_check_value_is_an_integrity_failure_and_keeps_the_old_array() -
     [
         ({K.OFFSET: 0}, CtapStatus.INVALID_PARAMETER),  # neither get nor set
         ({K.GET: 10, K.SET: b"x", K.OFFSET: 0}, CtapStatus.INVALID_PARAMETER),  # both
-        ({K.GET: 10}, CtapStatus.MISSING_PARAMETER),  # offset is required
+        ({K.GET: 10}, CtapStatus.INVALID_PARAMETER),  # offset is required (step 1)
+        ({K.SET: EMPTY_ARRAY, K.LENGTH: len(EMPTY_ARRAY)}, CtapStatus.INVALID_PARAMETER),
+        ({K.GET: 10, K.OFFSET: 0, K.PIN_UV_AUTH_PARAM: b"x" * 32}, CtapStatus.INVALID_PARAMETER),
+        ({K.GET: 10, K.OFFSET: 0, K.PIN_UV_AUTH_PROTOCOL: 2}, CtapStatus.INVALID_PARAMETER),
         ({K.GET: 10, K.OFFSET: 0, K.LENGTH: 5}, CtapStatus.INVALID_PARAMETER),
         ({K.GET: MAX_FRAGMENT + 1, K.OFFSET: 0}, CtapStatus.INVALID_LENGTH),
         ({K.GET: 1, K.OFFSET: len(EMPTY_ARRAY) + 1}, CtapStatus.INVALID_PARAMETER),
@@ -122,9 +125,34 @@ def test_length_is_only_for_the_first_fragment_and_offsets_must_be_contiguous() 
     assert call(auth, {K.SET: data[100:200], K.OFFSET: 100, K.LENGTH: len(data)})[0] is (
         CtapStatus.INVALID_PARAMETER
     )
-    # A failed fragment abandons the write: even the right next fragment is out of sequence.
-    assert call(auth, {K.SET: data[100:200], K.OFFSET: 100})[0] is CtapStatus.INVALID_SEQ
-    assert read_all(auth) == EMPTY_ARRAY
+    # CTAP 2.1 §6.10.2 step 5.c failed before anything changed: expectedNextOffset is still
+    # 100, so the same fragment sent right is accepted and the write completes.
+    assert call(auth, {K.SET: data[100:200], K.OFFSET: 100})[0] is CtapStatus.OK
+    assert call(auth, {K.SET: data[200:], K.OFFSET: 200})[0] is CtapStatus.OK
+    assert read_all(auth) == data
+
+
+def test_an_overflowing_fragment_keeps_the_write_in_progress() -> None:
+    auth = Authenticator(strict=True)
+    data = serialize([{1: b"q" * 300}])
+    assert call(auth, {K.SET: data[:100], K.OFFSET: 0, K.LENGTH: len(data)})[0] is CtapStatus.OK
+    too_long = data[100:] + b"extra"
+    assert call(auth, {K.SET: too_long, K.OFFSET: 100})[0] is CtapStatus.INVALID_PARAMETER
+    assert call(auth, {K.SET: data[100:], K.OFFSET: 100})[0] is CtapStatus.OK
+    assert read_all(auth) == data
+
+
+def test_a_refused_first_fragment_keeps_the_write_in_progress() -> None:
+    auth = Authenticator(strict=True)
+    data = serialize([{1: b"q" * 300}])
+    assert call(auth, {K.SET: data[:100], K.OFFSET: 0, K.LENGTH: len(data)})[0] is CtapStatus.OK
+    # Steps 5.b.i-iii refuse before expectedLength/expectedNextOffset are set again.
+    assert call(auth, {K.SET: data[:100], K.OFFSET: 0})[0] is CtapStatus.INVALID_PARAMETER
+    assert call(auth, {K.SET: data[:10], K.OFFSET: 0, K.LENGTH: 16})[0] is (
+        CtapStatus.INVALID_PARAMETER
+    )
+    assert call(auth, {K.SET: data[100:], K.OFFSET: 100})[0] is CtapStatus.OK
+    assert read_all(auth) == data
 
 
 def test_a_skipped_offset_is_invalid_seq() -> None:
