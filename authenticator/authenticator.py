@@ -122,7 +122,8 @@ class Authenticator:
         if config.bio_enrollment:
             bio = Route(BioEnrollmentRequest.parse, bio_enrollment)
             self._routes[Command.BIO_ENROLLMENT] = bio
-            self._routes[Command.BIO_ENROLLMENT_PRE] = bio  # FIDO_2_1_PRE prototype
+            if config.bio_enrollment_preview:
+                self._routes[Command.BIO_ENROLLMENT_PRE] = bio  # FIDO_2_1_PRE prototype
         if supported_pin_uv_protocols(self._ctx):
             self._routes[Command.CLIENT_PIN] = Route(ClientPinRequest.parse, client_pin)
         credman = Route(CredentialManagementRequest.parse, credential_management)
@@ -283,6 +284,7 @@ class Authenticator:
 _ASSERTION_CONTINUATION: tuple[Command, ...] = (Command.GET_NEXT_ASSERTION,)
 _OK: Final = bytes([CtapStatus.OK])
 _CTAP_2_1_VERSIONS: frozenset[str] = frozenset({"FIDO_2_1", "FIDO_2_2"})
+_PRE_VERSION: Final = "FIDO_2_1_PRE"
 
 
 def _selection() -> Handler[None]:
@@ -325,6 +327,17 @@ def _get_info(ctx: Context) -> Handler[dict[int, Any]]:
         info[GetInfoKey.MAX_SERIALIZED_LARGE_BLOB_ARRAY] = config.max_serialized_large_blob_array
     if config.bio_enrollment:
         options["bioEnroll"] = bio_enrolled(ctx)  # CTAP 2.1 §6.4: false = none enrolled yet
+        if config.bio_enrollment_preview:
+            # The FIDO_2_1_PRE name for 0x40, with the same value (as the YubiKey Bio).
+            options["userVerificationMgmtPreview"] = options["bioEnroll"]
+    if _PRE_VERSION not in config.versions and (
+        config.credential_management_preview or config.bio_enrollment_preview
+    ):
+        # A prototype command (0x40, 0x41) is found through "FIDO_2_1_PRE" in versions
+        # (python-fido2's is_supported, libfido2): listed before FIDO_2_1 as YubiKeys do.
+        versions = list(config.versions)
+        at = versions.index("FIDO_2_1") if "FIDO_2_1" in versions else len(versions)
+        info[GetInfoKey.VERSIONS] = [*versions[:at], _PRE_VERSION, *versions[at:]]
     # Options come from several features; CTAP2 canonical order is shorter keys first.
     info[GetInfoKey.OPTIONS] = dict(sorted(options.items(), key=lambda o: (len(o[0]), o[0])))
     return info

@@ -88,6 +88,11 @@ class NonResident(StrEnum):
     STORED = "stored"  # key kept in the store under a random ID
 
 
+MIN_LARGE_BLOB_ARRAY: Final = 1024  # CTAP 2.1 §6.10: maxSerializedLargeBlobArray minimum
+MIN_CRED_BLOB_LENGTH: Final = 32  # CTAP 2.1 §12.2: maxCredBlobLength minimum
+MIN_PIN_LENGTH: Final = 4  # CTAP 2.1 §6.5.1: a PIN has at least 4 code points
+
+
 @dataclass(frozen=True)
 class AuthenticatorConfig:
     """Reported by getInfo and fixed for the device's lifetime."""
@@ -147,9 +152,47 @@ class AuthenticatorConfig:
     large_blobs: bool = True  # authenticatorLargeBlobs, option "largeBlobs" (CTAP 2.1 §6.10)
     max_serialized_large_blob_array: int = 4096  # CTAP 2.1 §6.10: at least 1024
     bio_enrollment: bool = False  # authenticatorBioEnrollment, fingerprint (CTAP 2.1 §6.7)
+    bio_enrollment_preview: bool = False  # also 0x40 (FIDO_2_1_PRE), "userVerificationMgmtPreview"
     bio_samples_per_enrollment: int = 4  # maxCaptureSamplesRequiredForEnroll
     bio_max_templates: int = 5  # enrolling one more answers FP_DATABASE_FULL
     bio_max_template_friendly_name: int = 64  # maxTemplateFriendlyName, in bytes
+
+    def __post_init__(self) -> None:
+        """Refuse a profile that advertises less than the spec's minimum for a feature it
+        enables: getInfo would promise a device no conforming platform expects."""
+        problems = []
+        if self.large_blobs and self.max_serialized_large_blob_array < MIN_LARGE_BLOB_ARRAY:
+            problems.append(
+                f"max_serialized_large_blob_array={self.max_serialized_large_blob_array}: "
+                f"CTAP 2.1 §6.10 requires at least {MIN_LARGE_BLOB_ARRAY} bytes"
+            )
+        if "credBlob" in self.extensions and self.max_cred_blob_length < MIN_CRED_BLOB_LENGTH:
+            problems.append(
+                f"max_cred_blob_length={self.max_cred_blob_length}: CTAP 2.1 §12.2 requires "
+                f"at least {MIN_CRED_BLOB_LENGTH} bytes while credBlob is enabled"
+            )
+        if self.client_pin and self.min_pin_length < MIN_PIN_LENGTH:
+            problems.append(
+                f"min_pin_length={self.min_pin_length}: CTAP 2.1 §6.5.1 requires at least "
+                f"{MIN_PIN_LENGTH} code points"
+            )
+        if self.max_credential_count_in_list < 1:
+            problems.append(
+                f"max_credential_count_in_list={self.max_credential_count_in_list}: "
+                "CTAP 2.1 §6.4 requires it to be greater than zero"
+            )
+        if self.built_in_uv and self.preferred_platform_uv_attempts < 1:
+            problems.append(
+                f"preferred_platform_uv_attempts={self.preferred_platform_uv_attempts}: "
+                "CTAP 2.1 §6.4 requires it to be greater than zero"
+            )
+        if self.bio_enrollment_preview and not self.bio_enrollment:
+            problems.append(
+                "bio_enrollment_preview answers the 0x40 prototype of bio enrollment: it "
+                "needs bio_enrollment (the sensor)"
+            )
+        if problems:
+            raise ValueError(f"profile {self.name!r}: " + "; ".join(problems))
 
     def supports(self, algorithm: int) -> bool:
         return algorithm in self.algorithms
@@ -180,6 +223,7 @@ BIO_SECURITY_KEY: Final = replace(
     aaguid=FIDOEMU_BIO_AAGUID,
     built_in_uv=True,
     bio_enrollment=True,
+    bio_enrollment_preview=True,  # as the YubiKey Bio: 0x40 beside 0x09
 )
 """A fingerprint security key (like a YubiKey Bio): built-in UV once a finger is enrolled."""
 

@@ -372,7 +372,10 @@ def advertise(ctx: Context, options: dict[str, bool], info: dict[int, Any]) -> N
             info[GetInfoKey.FORCE_PIN_CHANGE] = force_pin_change(ctx)
     if config.no_mc_ga_permissions_with_client_pin:
         options["noMcGaPermissionsWithClientPin"] = True
-    if config.always_uv is not None:
+    if config.always_uv is not None and (config.authenticator_config or always_uv_enabled(ctx)):
+        # CTAP 2.1 §6.4: present means the feature is supported. Without authenticatorConfig
+        # it can never be toggled: a device that always requires UV says true, and one that
+        # never can says nothing rather than a false it could never change.
         options["alwaysUv"] = always_uv_enabled(ctx)
     if config.make_cred_uv_not_required and not always_uv_enabled(ctx):
         # CTAP 2.1 §7.4: alwaysUv overrides makeCredUvNotRqd.

@@ -8,6 +8,7 @@ step 15, WebAuthn §9)."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -38,9 +39,20 @@ EXTENSION_INPUTS: dict[str, Any] = {
 }
 
 
-@pytest.fixture(params=sorted(PROFILES), ids=str)
+VARIANTS: dict[str, AuthenticatorConfig] = {
+    # A platform authenticator that always requires UV and cannot be told otherwise.
+    "platform+alwaysUv": replace(PROFILES["platform"], always_uv=True),
+    # A fingerprint key that answers only the CTAP 2.1 command 0x09, not the 0x40 prototype.
+    "bio-security-key-0x40": replace(PROFILES["bio-security-key"], bio_enrollment_preview=False),
+    # A YubiKey 5.2-like key: credential management under 0x0A and the 0x41 prototype.
+    "security-key+0x41": replace(PROFILES["security-key"], credential_management_preview=True),
+}
+ALL_PROFILES = {**PROFILES, **VARIANTS}
+
+
+@pytest.fixture(params=sorted(ALL_PROFILES), ids=str)
 def profile(request: pytest.FixtureRequest) -> AuthenticatorConfig:
-    return PROFILES[request.param]
+    return ALL_PROFILES[request.param]
 
 
 def _device(config: AuthenticatorConfig) -> tuple[Authenticator, Info]:
@@ -65,15 +77,18 @@ def _advertised_commands(info: Info) -> set[int]:
         commands.add(Command.CLIENT_PIN)
     if options.get("credMgmt"):
         commands.add(Command.CREDENTIAL_MANAGEMENT)
-    if options.get("credentialMgmtPreview"):
+    if "FIDO_2_1_PRE" in info.versions and options.get("credentialMgmtPreview"):
         commands.add(Command.CREDENTIAL_MANAGEMENT_PRE)
     if options.get("largeBlobs"):
         commands.add(Command.LARGE_BLOBS)
     if options.get("authnrCfg"):
         commands.add(Command.CONFIG)
     if "bioEnroll" in options:
-        # 0x40 is the FIDO_2_1_PRE prototype, still answered beside 0x09 as YubiKeys do.
-        commands |= {Command.BIO_ENROLLMENT, Command.BIO_ENROLLMENT_PRE}
+        commands.add(Command.BIO_ENROLLMENT)
+    if "FIDO_2_1_PRE" in info.versions and "userVerificationMgmtPreview" in options:
+        # The FIDO_2_1_PRE prototype, answered beside 0x09 as YubiKeys do (python-fido2's
+        # BioEnrollment.is_supported looks for exactly this pair).
+        commands.add(Command.BIO_ENROLLMENT_PRE)
     return commands
 
 
@@ -300,3 +315,101 @@ def test_a_ctap_2_0_profile() -> None:
     assert isinstance(token, bytes)
     assert platform.make_credential(token, "example.com", b"u").status is CtapStatus.OK
     assert platform.token(PIN, Permission.GA) is CtapStatus.INVALID_SUBCOMMAND
+
+
+def test_always_uv_is_advertised_only_where_it_can_be_true(profile: AuthenticatorConfig) -> None:
+    """CTAP 2.1 §6.4: "alwaysUv" present means the feature is supported; false is honest only
+    where authenticatorConfig can turn it on. Where it is true, an assertion needs UV."""
+    auth, info = _device(profile)
+    always_uv = info.options.get("alwaysUv")
+    if always_uv is False:
+        assert info.options.get("authnrCfg") is True
+    if always_uv is None:
+        assert profile.always_uv is None or not profile.authenticator_config
+        return
+    k = GetAssertionKey
+    request = {k.RP_ID: "example.com", k.CLIENT_DATA_HASH: bytes(32)}
+    status = call(auth, Command.GET_ASSERTION, request).status
+    if always_uv:
+        if info.options.get("uv") is True:
+            assert status is CtapStatus.NO_CREDENTIALS  # built-in UV was asked, then nothing
+        else:
+            assert status in (CtapStatus.PUAT_REQUIRED, CtapStatus.OPERATION_DENIED)
+    else:
+        assert status is CtapStatus.NO_CREDENTIALS
+
+
+def test_the_platform_profile_does_not_offer_always_uv() -> None:
+    _, info = _device(PROFILES["platform"])
+    assert "alwaysUv" not in info.options and "authnrCfg" not in info.options
+    _, info = _device(VARIANTS["platform+alwaysUv"])
+    assert info.options["alwaysUv"] is True
+    assert "makeCredUvNotRqd" not in info.options
+
+
+def test_prototype_commands_are_advertised_as_real_keys_do(profile: AuthenticatorConfig) -> None:
+    from fido2.ctap2 import CredentialManagement
+    from fido2.ctap2.bio import BioEnrollment
+
+    auth, info = _device(profile)
+    options = info.options
+    prototypes = profile.bio_enrollment_preview or profile.credential_management_preview
+    assert ("FIDO_2_1_PRE" in info.versions) is prototypes
+    assert ("userVerificationMgmtPreview" in options) is profile.bio_enrollment_preview
+    assert ("credentialMgmtPreview" in options) is profile.credential_management_preview
+    if profile.bio_enrollment_preview:
+        assert options["userVerificationMgmtPreview"] is options["bioEnroll"]
+    assert BioEnrollment.is_supported(info) is profile.bio_enrollment
+    for command, on in [
+        (Command.BIO_ENROLLMENT_PRE, profile.bio_enrollment_preview),
+        (Command.CREDENTIAL_MANAGEMENT_PRE, profile.credential_management_preview),
+    ]:
+        status = call(auth, command, {}).status
+        assert (status is not CtapStatus.INVALID_COMMAND) is on, (hex(command), status)
+    if profile.credential_management or profile.credential_management_preview:
+        assert CredentialManagement.is_supported(info)
+
+
+def test_the_0x40_prototype_is_a_separate_switch() -> None:
+    bio = PROFILES["bio-security-key"]
+    auth, info = _device(bio)
+    assert info.versions == ["U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"]
+    assert info.options["userVerificationMgmtPreview"] is False  # nothing enrolled yet
+    assert call(auth, Command.BIO_ENROLLMENT_PRE, {}).status is not CtapStatus.INVALID_COMMAND
+    auth, info = _device(VARIANTS["bio-security-key-0x40"])
+    assert "FIDO_2_1_PRE" not in info.versions
+    assert "userVerificationMgmtPreview" not in info.options and "bioEnroll" in info.options
+    assert call(auth, Command.BIO_ENROLLMENT_PRE, {}).status is CtapStatus.INVALID_COMMAND
+    assert call(auth, Command.BIO_ENROLLMENT, {}).status is not CtapStatus.INVALID_COMMAND
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"max_serialized_large_blob_array": 1023}, "at least 1024"),
+        ({"max_cred_blob_length": 31}, "at least 32"),
+        ({"min_pin_length": 3}, "at least 4"),
+        ({"max_credential_count_in_list": 0}, "greater than zero"),
+        ({"built_in_uv": True, "preferred_platform_uv_attempts": 0}, "greater than zero"),
+        ({"bio_enrollment_preview": True}, "needs bio_enrollment"),
+    ],
+)
+def test_a_profile_below_the_spec_minimums_is_refused(
+    changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        replace(PROFILES["security-key"], **changes)
+    with pytest.raises(ValueError, match=message):
+        AuthenticatorConfig(**changes)
+
+
+def test_limits_of_disabled_features_are_not_checked() -> None:
+    replace(PROFILES["security-key"], large_blobs=False, max_serialized_large_blob_array=0)
+    replace(PROFILES["security-key"], extensions=("hmac-secret",), max_cred_blob_length=0)
+    replace(PROFILES["security-key"], client_pin=False, min_pin_length=0)
+    replace(PROFILES["security-key"], preferred_platform_uv_attempts=0)  # no built-in UV
+    exact = replace(
+        PROFILES["security-key"], max_serialized_large_blob_array=1024, max_cred_blob_length=32
+    )
+    _, info = _device(exact)
+    assert info.max_large_blob == 1024 and info.max_cred_blob_length == 32
