@@ -38,6 +38,7 @@ from transports.sync import (
     SyncError,
     SyncMeta,
 )
+from transports.sync.crypto import open_escrow
 
 ORIGIN = "https://example.com"
 RP_ID = "example.com"
@@ -383,8 +384,13 @@ def test_conflicting_renames_1password_keeps_both(cloud: Cloud) -> None:
     assert {name, *kept} == {"from-phone", "from-laptop"}
 
 
-def test_removed_device_loses_access_to_new_records(cloud: Cloud, rp: RelyingParty) -> None:
-    account = cloud.account("alice@example.com", provider=ICLOUD_KEYCHAIN)
+@pytest.mark.parametrize("recovery_code", [None, "2468"], ids=["no-escrow", "escrow"])
+def test_removed_device_loses_access_to_new_records(
+    cloud: Cloud, rp: RelyingParty, recovery_code: str | None
+) -> None:
+    account = cloud.account(
+        "alice@example.com", provider=ICLOUD_KEYCHAIN, recovery_code=recovery_code
+    )
     phone, laptop, tablet = (account.device(n) for n in ("phone", "laptop", "tablet"))
     before = rp.register(phone)
     account.sync()
@@ -404,6 +410,46 @@ def test_removed_device_loses_access_to_new_records(cloud: Cloud, rp: RelyingPar
     with pytest.raises(CryptoError):
         tablet.decrypt(newest)
     assert laptop.decrypt(newest).credential_id == after.credential.credential_id
+    # Nor through the escrow: the removed device holds no escrow key, so no key it kept opens
+    # the escrow record in the cloud (the HSM's key does: the record is really there).
+    record = cloud.backend.escrow(account.id)
+    assert (record is not None) == (recovery_code is not None)
+    if record is not None:
+        aad = cloud.escrow.record_aad(account.id)
+        open_escrow(cloud.backend.hsm.master_key(b""), record, aad)
+        membership = tablet._membership
+        assert membership is not None
+        held = [
+            *membership.secrets.epochs.values(),
+            membership.secrets.routing_key,
+            membership.identity.private_bytes(),
+        ]
+        for key in held:
+            with pytest.raises(CryptoError):
+                open_escrow(key, record, aad)
+        assert set(membership.secrets.epochs) == {epoch}, "it only ever got the old epoch"
+    assert account.recovery_attempts_left == (ICLOUD_KEYCHAIN.recovery_attempts if record else 0)
+
+
+def test_recovery_after_a_removal_reads_records_written_since(
+    cloud: Cloud, rp: RelyingParty
+) -> None:
+    """The rotation hands the new epoch to the escrow HSM, so recovery still gets everything."""
+    account = cloud.account("alice@example.com", provider=ICLOUD_KEYCHAIN, recovery_code="2468")
+    phone, lost = account.device("phone"), account.device("lost-phone")
+    before = rp.register(phone)
+    account.remove_device(lost)
+    after = rp.register(phone, user_id=b"bob", name="bob")
+    with pytest.raises(RecoveryError):
+        account.recover("new-phone", "1357")
+    new_phone = account.recover("new-phone", "2468")
+    assert account.recovery_attempts_left == ICLOUD_KEYCHAIN.recovery_attempts - 1, (
+        "a right code spends nothing; the wrong one stays counted"
+    )
+    account.sync()
+    assert rp.login(new_phone, [before]).sign_count == 0
+    assert rp.login(new_phone, [after]).sign_count == 0
+    assert rp.cannot_login(lost, [after])
 
 
 def test_signal_unknown_credential_gpm_hides_and_all_accepted_restores(

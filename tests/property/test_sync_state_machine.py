@@ -1,28 +1,42 @@
 """A Hypothesis state machine over one account and three devices: random creations (through
-the CTAP core), deletions, renames, syncs, offline periods, partitions and time steps.
+the CTAP core), deletions, renames, syncs, offline periods, partitions, time steps, wrong
+recovery codes, and a device removed then replaced by one joined with the recovery code.
 
 Checked against a model after every step: the cloud holds only ciphertext (no private key,
-credential ID, user handle or rpId appears in anything it stores). When the network heals and
-everyone syncs: all devices converge to the same keychain and no credential is lost (1Password
-keeps everything not deleted; iCloud Keychain keeps exactly the newest per user handle).
+credential ID, user handle or rpId appears in anything it stores, nor the escrow HSM's key); a
+removed device opens no envelope of a later epoch and no key it kept opens the escrow record;
+the HSM counts exactly the wrong codes. When the network heals and everyone syncs: all
+devices converge to the same keychain and no credential is lost (1Password keeps everything
+not deleted; iCloud Keychain keeps exactly the newest per user handle).
 """
 
 from __future__ import annotations
 
 import hashlib
 
+import pytest
 from fido2 import cbor as fido2_cbor
 from fido2.webauthn import AuthenticatorData
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from authenticator.credential import CredentialSecrets
-from transports.sync import ICLOUD_KEYCHAIN, ONEPASSWORD, Cloud, Device, ProviderProfile
+from transports.sync import (
+    ICLOUD_KEYCHAIN,
+    ONEPASSWORD,
+    Cloud,
+    CryptoError,
+    Device,
+    ProviderProfile,
+    RecoveryError,
+)
+from transports.sync.crypto import open_escrow
 from transports.sync.store import SyncMeta
 
 RP_ID = "state-machine.example"
 USERS = (b"user-0", b"user-1", b"user-2")
 DEVICES = ("phone", "laptop", "tablet")
+RECOVERY_CODE = "246810"
 
 
 def _make_credential(device: Device, user_id: bytes) -> bytes:
@@ -49,8 +63,13 @@ class SyncMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.cloud = Cloud(strict=True)
-        self.account = self.cloud.account("alice@example.com", provider=self.provider)
+        self.cloud.escrow.scrypt_n = 2**4  # the HSM's counter is under test, not scrypt's cost
+        self.account = self.cloud.account(
+            "alice@example.com", provider=self.provider, recovery_code=RECOVERY_CODE
+        )
         self.devices = [self.account.device(name) for name in DEVICES]
+        self.removed: list[tuple[Device, int]] = []  # (device, newest epoch it was given)
+        self.attempts = self.provider.recovery_attempts
         self.live: dict[bytes, tuple[bytes, float]] = {}  # id -> (user, created at)
         self.created: dict[bytes, tuple[bytes, float]] = {}  # every credential ever made
         self.secrets: set[bytes] = set()  # every private key ever created
@@ -108,6 +127,30 @@ class SyncMachine(RuleBasedStateMachine):
         self.cloud.heal()
         self.partitioned.clear()
 
+    @precondition(lambda self: self.attempts > 1)  # never exhaust: a reset is tested elsewhere
+    @rule()
+    def wrong_recovery_code(self) -> None:
+        with pytest.raises(RecoveryError) as refused:
+            self.account.recover(f"thief-{self.attempts}", "000000")
+        self.attempts -= 1
+        assert refused.value.attempts_left == self.attempts
+
+    @precondition(lambda self: len(self.removed) < 3)
+    @rule(device=st.integers(0, 2))
+    def replace_with_recovery(self, device: int) -> None:
+        """Lose a device (once its changes are uploaded) and recover a new one with the code."""
+        old = self.devices[device]
+        if old.store.outbox() or not old.reachable:
+            return  # unsynced changes would be lost with the device, as on a real one
+        old.sync()
+        membership = old._membership
+        assert membership is not None
+        self.account.remove_device(old)
+        self.removed.append((old, membership.secrets.current_epoch))
+        replacement = self.account.recover(f"{DEVICES[device]}-{len(self.removed)}", RECOVERY_CODE)
+        assert replacement.is_member and self.account.recovery_attempts_left == self.attempts
+        self.devices[device] = replacement
+
     @rule(seconds=st.sampled_from([0.0, 0.5, 1.0, 3.0, 60.0]))
     def advance(self, seconds: float) -> None:
         self.cloud.advance(seconds)
@@ -130,6 +173,25 @@ class SyncMachine(RuleBasedStateMachine):
             assert secret not in blob, "a private key is readable in the cloud"
         for credential_id in self.live:
             assert credential_id not in blob
+        assert self.cloud.backend.hsm.master_key(b"") not in blob
+
+    @invariant()
+    def removed_devices_read_nothing_newer(self) -> None:
+        assert self.account.recovery_attempts_left == self.attempts
+        record = self.cloud.backend.escrow(self.account.id)
+        assert record is not None
+        aad = self.cloud.escrow.record_aad(self.account.id)
+        envelopes = self.cloud.backend.changes(self.account.id, 0)
+        for device, epoch in self.removed:
+            membership = device._membership
+            assert membership is not None and max(membership.secrets.epochs) == epoch
+            for envelope in envelopes:
+                if envelope.epoch > epoch:
+                    with pytest.raises(CryptoError):
+                        device.decrypt(envelope)
+            for key in (*membership.secrets.epochs.values(), membership.secrets.routing_key):
+                with pytest.raises(CryptoError):
+                    open_escrow(key, record, aad)
 
     def check_survivors(self, survivors: set[bytes]) -> None:
         assert survivors <= set(self.live), "a deleted credential came back"

@@ -26,7 +26,7 @@ from authenticator.credential import CredentialSecrets
 from tests.postgres_server import temporary_postgres
 from transports.inprocess import InProcessDevice
 from transports.sync import GOOGLE_PASSWORD_MANAGER, ICLOUD_KEYCHAIN, Cloud, Envelope
-from transports.sync.backend import CloudBackend, Conflict, Escrow, SqliteCloudBackend
+from transports.sync.backend import CloudBackend, Conflict, SqliteCloudBackend
 
 DSN_VARIABLE = "FIDOEMU_TEST_POSTGRES_DSN"
 
@@ -166,13 +166,24 @@ def test_members_shares_and_removal(opener: Opener) -> None:
     assert {m.name: m.public_key for m in backend.members("alice")}["laptop"] == b"N" * 32
 
 
-def test_escrow_counts_failures_then_is_destroyed(opener: Opener) -> None:
+def test_hsm_counts_attempts_apart_from_the_cloud_database(opener: Opener) -> None:
     backend = _open(opener)
     backend.create_account("alice", "icloud-keychain", 1.0)
-    backend.put_escrow("alice", Escrow(b"salt", b"sealed", 3))
-    assert [backend.escrow_failure("alice") for _ in range(3)] == [2, 1, 0]
+    backend.put_escrow("alice", b"sealed")
+    hsm = backend.hsm
+    assert hsm.master_key(b"K" * 32) == b"K" * 32 == hsm.master_key(b"other")
+    assert hsm.attempts("alice") is None and hsm.take_attempt("alice") is None
+    hsm.set_attempts("alice", 2)
+    assert [hsm.take_attempt("alice"), hsm.take_attempt("alice")] == [1, 0]
+    assert hsm.take_attempt("alice") is None, "no attempt below zero"
+    hsm.return_attempt("alice")
+    assert hsm.attempts("alice") == 1
+    blob = b"".join(v for row in backend.dump() for v in row if isinstance(v, bytes))
+    assert b"sealed" in blob and b"K" * 32 not in blob, "the HSM's key is in the cloud database"
+    hsm.forget("alice")
+    assert hsm.attempts("alice") is None and backend.escrow("alice") == b"sealed"
+    backend.delete_escrow("alice")
     assert backend.escrow("alice") is None
-    assert backend.escrow_failure("alice") == 0
 
 
 def test_reset_wipes_the_account_and_bumps_the_generation(opener: Opener) -> None:
@@ -180,7 +191,7 @@ def test_reset_wipes_the_account_and_bumps_the_generation(opener: Opener) -> Non
     backend.create_account("alice", "icloud-keychain", 1.0)
     backend.add_member("alice", "phone", b"P" * 32, 1.0)
     backend.put_records("alice", [(_envelope(b"a"), 0)], 1.0)
-    backend.put_escrow("alice", Escrow(b"salt", b"sealed", 3))
+    backend.put_escrow("alice", b"sealed")
     row = backend.reset_account("alice")
     assert row.generation == 2 and row.epoch == 0
     assert backend.members("alice") == [] and backend.changes("alice", 0) == []
@@ -197,6 +208,9 @@ def test_two_connections_share_one_account(shared_opener: Opener) -> None:
     assert isinstance(a, Envelope) and isinstance(b, Envelope) and b.seq == a.seq + 1
     assert isinstance(late, Conflict)
     assert [c.routing_id for c in first.changes("alice", 0)] == [b"a", b"b"]
+    assert first.hsm.master_key(b"1" * 32) == second.hsm.master_key(b"2" * 32) == b"1" * 32
+    first.hsm.set_attempts("alice", 2)
+    assert second.hsm.take_attempt("alice") == 1 and first.hsm.attempts("alice") == 1
 
 
 def test_a_synced_keychain_leaves_only_ciphertext_in_the_cloud(opener: Opener) -> None:

@@ -1,9 +1,11 @@
 """Unit tests of the sync pieces: provider profiles -> core config, record encryption and key
-shares, CXF input validation (bad input is reported, never raised), and the benchmark."""
+shares, the recovery escrow HSM, CXF input validation (bad input is reported, never raised),
+and the benchmark."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from authenticator import AttestationFormat, CounterMode, SeededEntropy
+from authenticator import AttestationFormat, CounterMode, SeededEntropy, cbor
 from transports.sync import (
     BITWARDEN,
     GOOGLE_PASSWORD_MANAGER,
@@ -23,12 +25,15 @@ from transports.sync import (
     BackupState,
     Cloud,
     CryptoError,
+    RecoveryError,
 )
 from transports.sync.bench import run
 from transports.sync.crypto import (
     DeviceIdentity,
     DomainSecrets,
+    open_escrow,
     open_record,
+    recovery_verifier,
     seal_record,
     wrap_share,
 )
@@ -96,6 +101,128 @@ def test_shares_open_only_for_their_member() -> None:
         "hidden" in repr(alice)
         and repr(secrets := DomainSecrets.create(ENTROPY)).count(secrets.routing_key.hex()) == 0
     )
+
+
+def test_domain_secrets_carry_no_escrow_key() -> None:
+    """Older versions kept scrypt(recovery code) in every member's secrets; it is dropped."""
+    secrets = DomainSecrets.create(ENTROPY)
+    old = cbor.encode(
+        {
+            "routing": secrets.routing_key,
+            "epochs": secrets.epochs,
+            "escrow_key": b"k" * 32,
+            "escrow_salt": b"s" * 16,
+        }
+    )
+    assert DomainSecrets.from_bytes(old) == secrets
+    assert b"k" * 32 not in secrets.to_bytes() and b"escrow" not in secrets.to_bytes()
+
+
+def _blob(cloud: Cloud) -> bytes:
+    return b"".join(
+        v if isinstance(v, bytes) else str(v).encode() for row in cloud.backend.dump() for v in row
+    )
+
+
+def test_the_cloud_database_alone_allows_no_offline_guessing(tmp_path: Path) -> None:
+    """What is asserted: the cloud database (``backend.dump()``, or a copy of its file) holds
+    no epoch secret, no routing key, no HSM key and neither the salt nor the scrypt verifier of
+    the recovery code; the right code, run through scrypt with every byte string in the dump as
+    the salt, opens no blob in it; and the copied file without the HSM's file releases nothing
+    to the right code."""
+    code = "1357"
+    cloud = Cloud(tmp_path / "cloud.sqlite", strict=True)
+    account = cloud.account("alice", provider=ICLOUD_KEYCHAIN, recovery_code=code)
+    phone, laptop = account.device("phone"), account.device("laptop")
+    account.remove_device(laptop)  # a rotation re-seals the escrow too
+    record = cloud.backend.escrow(account.id)
+    assert record is not None
+    aad = cloud.escrow.record_aad(account.id)
+    hsm_key = cloud.backend.hsm.master_key(b"")
+    opened = cbor.loads_lenient(open_escrow(hsm_key, record, aad))  # the HSM's view
+    salt, verifier = bytes(opened["salt"]), bytes(opened["verifier"])
+    assert verifier == recovery_verifier(code, salt)
+    escrowed = DomainSecrets.from_bytes(bytes(opened["secrets"]))
+    membership = phone._membership
+    assert membership is not None and escrowed == membership.secrets
+    assert set(escrowed.epochs) == {1, 2}
+
+    blob = _blob(cloud)
+    forbidden = [hsm_key, salt, verifier, escrowed.routing_key, *escrowed.epochs.values()]
+    for value in forbidden:
+        assert value not in blob
+    values = {v for row in cloud.backend.dump() for v in row if isinstance(v, bytes)}
+    assert record in values
+    for candidate_salt in values:
+        key = recovery_verifier(code, candidate_salt)
+        for sealed in values:
+            with pytest.raises(CryptoError):
+                open_escrow(key, sealed, aad)
+    cloud.close()
+
+    stolen = tmp_path / "stolen"
+    stolen.mkdir()
+    shutil.copy(tmp_path / "cloud.sqlite", stolen / "cloud.sqlite")
+    thief = Cloud(stolen / "cloud.sqlite", strict=True)
+    assert thief.backend.escrow(account.id) == record
+    with pytest.raises(RecoveryError) as refused:
+        thief.account("alice", provider=ICLOUD_KEYCHAIN).recover("thief", code)
+    assert refused.value.attempts_left == 0
+
+
+def test_recovery_attempts_are_counted_by_the_hsm_across_processes(tmp_path: Path) -> None:
+    """Two ``Cloud`` objects on one SQLite file stand for two processes: the HSM's counter
+    (in ``cloud.sqlite.hsm``) is shared, so neither can guess more than the limit."""
+    provider = ICLOUD_KEYCHAIN.with_(recovery_attempts=4)
+    first = Cloud(tmp_path / "cloud.sqlite", strict=True)
+    mine = first.account("alice", provider=provider, recovery_code="2468")
+    mine.device("phone")
+    second = Cloud(tmp_path / "cloud.sqlite", strict=True)
+    theirs = second.account("alice", provider=provider)
+    assert (tmp_path / "cloud.sqlite.hsm").exists()
+    with pytest.raises(RecoveryError) as wrong:
+        theirs.recover("guess-1", "0000")
+    assert wrong.value.attempts_left == 3 == mine.recovery_attempts_left
+    assert theirs.recover("tablet", "2468").is_member
+    assert theirs.recovery_attempts_left == 3, "the right code gives its attempt back"
+    lefts = []
+    for n, cloud in enumerate((first, second, first)):
+        with pytest.raises(RecoveryError) as wrong:
+            cloud.account("alice", provider=provider).recover(f"guess-{n + 2}", "0000")
+        lefts.append(wrong.value.attempts_left)
+    assert lefts == [2, 1, 0]
+    assert first.backend.escrow("alice") is None, "the last wrong code destroys the escrow"
+    for cloud in (first, second):
+        with pytest.raises(RecoveryError):
+            cloud.account("alice", provider=provider).recover("late", "2468")
+    third = Cloud(tmp_path / "cloud.sqlite", strict=True)  # a new process: still destroyed
+    assert third.account("alice", provider=provider).recovery_attempts_left == 0
+    mine.reset()
+    again = third.account("alice", provider=provider, recovery_code="9753")
+    again.device("fresh")
+    assert again.recovery_attempts_left == 4, "the reset domain has a new escrow"
+    assert second.account("alice", provider=provider).recover("back", "9753").is_member
+
+
+def test_escrow_service_refuses_records_moved_or_from_another_generation() -> None:
+    cloud = Cloud(strict=True)
+    alice = cloud.account("alice", provider=ICLOUD_KEYCHAIN, recovery_code="1111")
+    bob = cloud.account("bob", provider=ICLOUD_KEYCHAIN, recovery_code="2222")
+    alice.device("a-phone")
+    bob.device("b-phone")
+    record = cloud.backend.escrow("alice")
+    assert record is not None
+    cloud.backend.put_escrow("bob", record)  # an operator swaps records between accounts
+    with pytest.raises(RecoveryError) as refused:
+        bob.recover("b-tablet", "1111")
+    assert refused.value.attempts_left == 0 and bob.recovery_attempts_left == 0
+    assert not cloud.escrow.deposit("bob", DomainSecrets.create(ENTROPY))
+    alice.reset()  # a new generation: the old record means nothing
+    assert alice.recovery_attempts_left == 0
+    cloud.backend.put_escrow("alice", record)
+    cloud.backend.hsm.set_attempts("alice", 3)
+    with pytest.raises(RecoveryError):
+        alice.recover("a-tablet", "1111")
 
 
 @pytest.fixture

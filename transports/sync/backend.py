@@ -1,10 +1,17 @@
 """The cloud's storage: accounts, trust-circle members, wrapped key shares, record envelopes
-with a per-account change log, and the recovery escrow. SQLite (embedded; several processes on
-one machine share a file) here, PostgreSQL in ``postgres.py``; one SQL dialect serves both.
+with a per-account change log, and the sealed recovery-escrow records. SQLite (embedded;
+several processes on one machine share a file) here, PostgreSQL in ``postgres.py``; one SQL
+dialect serves both.
 
 What this stores is exactly what a provider's servers see: routing metadata in clear
 (account, member names and public keys, routing IDs, revisions, epochs, timestamps) and
 ciphertext. ``dump()`` returns all of it, so tests can assert that no key is readable there.
+
+Apart from it, ``backend.hsm`` (``HsmStore``) is the escrow HSM's own state: its master key and
+the recovery attempt counters (``escrow.py``). It stands for the HSM cluster (Apple [S12]) or
+Cloud Key Vault (Google [S14c]), so it lives in a database of its own: the sibling file
+``<cloud>.hsm`` (SQLite; a separate in-memory database for ``:memory:``) or the schema
+``<schema>_hsm`` (PostgreSQL). ``dump()`` never includes it.
 
 Every mutation is one transaction. ``put_records`` is compare-and-set per record (CloudKit's
 change tags [S13]): a push based on an old revision is refused with the current envelope, and
@@ -23,7 +30,7 @@ from typing import Any, Final, Protocol
 
 from transports.sync.crypto import Envelope
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: sync_escrow (sealed under the recovery code) -> sync_escrow_records
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS sync_schema (version INTEGER NOT NULL);
@@ -47,9 +54,16 @@ CREATE TABLE IF NOT EXISTS sync_records (
     PRIMARY KEY (account, routing_id)
 );
 CREATE INDEX IF NOT EXISTS sync_records_by_seq ON sync_records (account, seq);
-CREATE TABLE IF NOT EXISTS sync_escrow (
-    account TEXT PRIMARY KEY, salt BLOB NOT NULL, sealed BLOB NOT NULL,
-    attempts_left INTEGER NOT NULL
+CREATE TABLE IF NOT EXISTS sync_escrow_records (
+    account TEXT PRIMARY KEY, sealed BLOB NOT NULL
+)
+"""
+
+# ``{hsm}`` is the qualifier of the HSM's separate database ("hsm." or "<schema>_hsm.").
+HSM_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS {hsm}hsm_keys (name TEXT PRIMARY KEY, secret BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS {hsm}hsm_attempts (
+    account TEXT PRIMARY KEY, attempts_left INTEGER NOT NULL
 )
 """
 
@@ -85,14 +99,41 @@ class Conflict:
     current: Envelope | None
 
 
-@dataclass(frozen=True, slots=True)
-class Escrow:
-    salt: bytes
-    sealed: bytes
-    attempts_left: int
+class HsmStore(Protocol):
+    """The escrow HSM's private state, kept out of the cloud database (``dump()``)."""
+
+    def master_key(self, candidate: bytes) -> bytes:
+        """The HSM's key: the stored one, or ``candidate`` stored now if there is none."""
+        ...
+
+    def set_attempts(self, account: str, attempts: int) -> None:
+        """(Re)arm the account's escrow with this many recovery attempts."""
+        ...
+
+    def attempts(self, account: str) -> int | None:
+        """Attempts left; None when the account has no escrow (never made, or destroyed)."""
+        ...
+
+    def take_attempt(self, account: str) -> int | None:
+        """Spend one attempt before checking a guess (so concurrent guesses can't exceed the
+        limit); the attempts left, or None if there were none to spend."""
+        ...
+
+    def return_attempt(self, account: str) -> None:
+        """A guess was right: give back the attempt ``take_attempt`` spent."""
+        ...
+
+    def forget(self, account: str) -> None:
+        """Destroy the account's escrow: no attempt is left."""
+        ...
 
 
 class CloudBackend(Protocol):
+    @property
+    def hsm(self) -> HsmStore:
+        """The escrow HSM's state: a separate database, not part of ``dump()``."""
+        ...
+
     def create_account(self, account: str, provider: str, now: float) -> AccountRow:
         """The account's row, created if it does not exist."""
         ...
@@ -130,13 +171,13 @@ class CloudBackend(Protocol):
         """Latest envelopes whose change-log position is after ``since``, in log order."""
         ...
 
-    def put_escrow(self, account: str, escrow: Escrow) -> None: ...
-
-    def escrow(self, account: str) -> Escrow | None: ...
-
-    def escrow_failure(self, account: str) -> int:
-        """Count one wrong recovery guess; at zero the escrow is destroyed. Attempts left."""
+    def put_escrow(self, account: str, sealed: bytes) -> None:
+        """Store the account's escrow record, sealed by the HSM (``escrow.py``)."""
         ...
+
+    def escrow(self, account: str) -> bytes | None: ...
+
+    def delete_escrow(self, account: str) -> None: ...
 
     def dump(self) -> list[tuple[Any, ...]]:
         """Every stored row of every table: all an operator of the cloud can read."""
@@ -153,7 +194,7 @@ class SqlCloudBackend:
         "sync_members",
         "sync_shares",
         "sync_records",
-        "sync_escrow",
+        "sync_escrow_records",
     )
     _RECORD_COLUMNS: Final = (
         "routing_id, epoch, tombstone, author, wrapped_key, ciphertext, revision, seq, server_time"
@@ -165,9 +206,12 @@ class SqlCloudBackend:
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
+    _hsm_qualifier = ""  # set by each backend: where the HSM's database is
+
     def _init_schema(self) -> None:
+        schema = SCHEMA + ";" + HSM_SCHEMA.format(hsm=self._hsm_qualifier)
         with self._transaction() as db:
-            for statement in SCHEMA.strip().split(";"):
+            for statement in schema.strip().split(";"):
                 if statement.strip():
                     db.execute(self._sql(statement))
             row = db.execute("SELECT version FROM sync_schema").fetchone()
@@ -175,6 +219,17 @@ class SqlCloudBackend:
                 db.execute(self._sql("INSERT INTO sync_schema VALUES (?)"), (SCHEMA_VERSION,))
             elif row[0] > SCHEMA_VERSION:
                 raise CloudError(f"cloud schema {row[0]} is newer than {SCHEMA_VERSION}")
+            elif row[0] < 2:
+                # Version 1 sealed the escrow under a key derived from the recovery code alone,
+                # which anyone holding this database could guess offline; it can't be converted
+                # without the code, so those accounts have no escrow until their domain is reset.
+                db.execute("DROP TABLE IF EXISTS sync_escrow")
+                db.execute(self._sql("UPDATE sync_schema SET version = ?"), (SCHEMA_VERSION,))
+        self._hsm = SqlHsmStore(self, self._hsm_qualifier)
+
+    @property
+    def hsm(self) -> HsmStore:
+        return self._hsm
 
     def _sql(self, sql: str) -> str:
         return sql
@@ -226,7 +281,7 @@ class SqlCloudBackend:
 
     def reset_account(self, account: str) -> AccountRow:
         with self._transaction() as db:
-            for table in ("sync_members", "sync_shares", "sync_records", "sync_escrow"):
+            for table in ("sync_members", "sync_shares", "sync_records", "sync_escrow_records"):
                 db.execute(self._sql(f"DELETE FROM {table} WHERE account = ?"), (account,))  # noqa: S608
             db.execute(
                 self._sql(
@@ -376,37 +431,23 @@ class SqlCloudBackend:
         )
         return [self._envelope(r) for r in rows]
 
-    def put_escrow(self, account: str, escrow: Escrow) -> None:
+    def put_escrow(self, account: str, sealed: bytes) -> None:
         with self._transaction() as db:
             db.execute(
                 self._sql(
-                    "INSERT INTO sync_escrow VALUES (?, ?, ?, ?) ON CONFLICT (account) DO UPDATE "
-                    "SET salt = excluded.salt, sealed = excluded.sealed, "
-                    "attempts_left = excluded.attempts_left"
+                    "INSERT INTO sync_escrow_records VALUES (?, ?) "
+                    "ON CONFLICT (account) DO UPDATE SET sealed = excluded.sealed"
                 ),
-                (account, escrow.salt, escrow.sealed, escrow.attempts_left),
+                (account, sealed),
             )
 
-    def escrow(self, account: str) -> Escrow | None:
-        rows = self._query(
-            "SELECT salt, sealed, attempts_left FROM sync_escrow WHERE account = ?", (account,)
-        )
-        return Escrow(bytes(rows[0][0]), bytes(rows[0][1]), int(rows[0][2])) if rows else None
+    def escrow(self, account: str) -> bytes | None:
+        rows = self._query("SELECT sealed FROM sync_escrow_records WHERE account = ?", (account,))
+        return bytes(rows[0][0]) if rows else None
 
-    def escrow_failure(self, account: str) -> int:
+    def delete_escrow(self, account: str) -> None:
         with self._transaction() as db:
-            row = db.execute(
-                self._sql(
-                    "UPDATE sync_escrow SET attempts_left = attempts_left - 1 "
-                    "WHERE account = ? RETURNING attempts_left"
-                ),
-                (account,),
-            ).fetchone()
-            left = 0 if row is None else int(row[0])
-            if left <= 0:
-                # Apple: "destroyed after the 10th" failure [S12 sec3e341e75d].
-                db.execute(self._sql("DELETE FROM sync_escrow WHERE account = ?"), (account,))
-        return max(0, left)
+            db.execute(self._sql("DELETE FROM sync_escrow_records WHERE account = ?"), (account,))
 
     def dump(self) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
@@ -418,9 +459,88 @@ class SqlCloudBackend:
         return rows
 
 
+class SqlHsmStore:
+    """``HsmStore`` over the backend's connection, in the HSM's own database (``qualifier``)."""
+
+    def __init__(self, backend: SqlCloudBackend, qualifier: str) -> None:
+        self._backend = backend
+        self._keys = f"{qualifier}hsm_keys"
+        self._attempts = f"{qualifier}hsm_attempts"
+
+    def __repr__(self) -> str:
+        return f"SqlHsmStore({self._keys.rpartition('.')[0] or 'main'})"
+
+    def master_key(self, candidate: bytes) -> bytes:
+        backend = self._backend
+        with backend._transaction() as db:
+            db.execute(
+                backend._sql(
+                    f"INSERT INTO {self._keys} VALUES ('escrow', ?) "  # noqa: S608
+                    "ON CONFLICT (name) DO NOTHING"
+                ),
+                (candidate,),
+            )
+            row = db.execute(
+                backend._sql(f"SELECT secret FROM {self._keys} WHERE name = 'escrow'")  # noqa: S608
+            ).fetchone()
+        return bytes(row[0])
+
+    def set_attempts(self, account: str, attempts: int) -> None:
+        backend = self._backend
+        with backend._transaction() as db:
+            db.execute(
+                backend._sql(
+                    f"INSERT INTO {self._attempts} VALUES (?, ?) "  # noqa: S608
+                    "ON CONFLICT (account) DO UPDATE SET attempts_left = excluded.attempts_left"
+                ),
+                (account, attempts),
+            )
+
+    def attempts(self, account: str) -> int | None:
+        rows = self._backend._query(
+            f"SELECT attempts_left FROM {self._attempts} WHERE account = ?",  # noqa: S608
+            (account,),
+        )
+        return int(rows[0][0]) if rows else None
+
+    def take_attempt(self, account: str) -> int | None:
+        backend = self._backend
+        with backend._transaction() as db:
+            row = db.execute(
+                backend._sql(
+                    f"UPDATE {self._attempts} SET attempts_left = attempts_left - 1 "  # noqa: S608
+                    "WHERE account = ? AND attempts_left > 0 RETURNING attempts_left"
+                ),
+                (account,),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def return_attempt(self, account: str) -> None:
+        backend = self._backend
+        with backend._transaction() as db:
+            db.execute(
+                backend._sql(
+                    f"UPDATE {self._attempts} SET attempts_left = attempts_left + 1 "  # noqa: S608
+                    "WHERE account = ?"
+                ),
+                (account,),
+            )
+
+    def forget(self, account: str) -> None:
+        backend = self._backend
+        with backend._transaction() as db:
+            db.execute(
+                backend._sql(f"DELETE FROM {self._attempts} WHERE account = ?"),  # noqa: S608
+                (account,),
+            )
+
+
 class SqliteCloudBackend(SqlCloudBackend):
     """The embedded default: one SQLite file (or ``:memory:``) per cloud. WAL mode lets
-    several processes on one machine share an account."""
+    several processes on one machine share an account. The HSM's state is the attached
+    database ``hsm``: the file ``<path>.hsm``, or a second in-memory database."""
+
+    _hsm_qualifier = "hsm."
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *, timeout: float = 30.0) -> None:
         self.path = str(path)
@@ -430,8 +550,11 @@ class SqliteCloudBackend(SqlCloudBackend):
             self._db = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
+            hsm_path = ":memory:" if self.path == ":memory:" else self.path + ".hsm"
+            self._db.execute("ATTACH DATABASE ? AS hsm", (hsm_path,))
             if self.path != ":memory:":
                 self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA hsm.journal_mode=WAL")
             self._init_schema()
         except sqlite3.DatabaseError as exc:
             raise CloudError(f"{self.path} is not a usable fidoemu cloud: {exc}") from None

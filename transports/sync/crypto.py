@@ -10,10 +10,12 @@ Theory of operation (modelled on GPM's security domain and Apple's CKKS, referen
   ``Envelope``: routing metadata in clear, everything else ciphertext bound to that metadata.
 * Each member device has an X25519 identity; the domain secrets are wrapped to it (a
   "SharedMemberKey" [S6]): ECDH with an ephemeral key, HKDF, AES-256-GCM.
-* The escrow (Apple's HSM cluster, Google's Cloud Key Vault) holds the domain secrets under a
-  key derived with scrypt from the recovery code; the simulated HSM counts wrong guesses.
+* The escrow (Apple's HSM cluster, Google's Cloud Key Vault; ``escrow.py``) seals the domain
+  secrets and an scrypt verifier of the recovery code under a key only the HSM holds, checks
+  codes against the verifier and counts wrong guesses. Member devices hold no escrow key.
 
-The cloud never holds a key that opens a record: only envelopes, wrapped shares and the escrow.
+The cloud never holds a key that opens a record: only envelopes, wrapped shares and escrow
+records sealed by the HSM.
 """
 
 from __future__ import annotations
@@ -38,10 +40,11 @@ SECRET_SIZE: Final = 32
 NONCE_SIZE: Final = 12
 ROUTING_ID_SIZE: Final = 16
 SCRYPT_N: Final = 2**14  # a PIN-strength secret; the HSM's attempt limit is the real guard
+SALT_SIZE: Final = 16
 
 _RECORD_WRAP_INFO: Final = b"fidoemu sync v1: record-key wrap"
 _SHARE_INFO: Final = b"fidoemu sync v1: member share"
-_ESCROW_AAD: Final = b"fidoemu sync v1: escrow"
+_ESCROW_INFO: Final = b"fidoemu sync v2: escrow record"
 
 
 class CryptoError(Exception):
@@ -68,12 +71,10 @@ def _open(key: bytes, sealed: bytes, aad: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class DomainSecrets:
-    """What a member device (and the escrow) knows: never given to the cloud in clear."""
+    """What a member device (and the escrow HSM) knows: never given to the cloud in clear."""
 
     routing_key: bytes = field(repr=False)
     epochs: dict[int, bytes] = field(repr=False)  # epoch -> 32-byte secret
-    escrow_key: bytes | None = field(default=None, repr=False)  # scrypt(recovery code)
-    escrow_salt: bytes | None = None
 
     @property
     def current_epoch(self) -> int:
@@ -87,19 +88,10 @@ class DomainSecrets:
         """A new epoch: records written from now on are unreadable without it."""
         epochs = dict(self.epochs)
         epochs[self.current_epoch + 1] = entropy.random_bytes(SECRET_SIZE)
-        return DomainSecrets(self.routing_key, epochs, self.escrow_key, self.escrow_salt)
+        return DomainSecrets(self.routing_key, epochs)
 
     def merged(self, other: DomainSecrets) -> DomainSecrets:
-        epochs = {**self.epochs, **other.epochs}
-        return DomainSecrets(
-            self.routing_key,
-            epochs,
-            other.escrow_key or self.escrow_key,
-            other.escrow_salt or self.escrow_salt,
-        )
-
-    def with_escrow(self, key: bytes, salt: bytes) -> DomainSecrets:
-        return DomainSecrets(self.routing_key, dict(self.epochs), key, salt)
+        return DomainSecrets(self.routing_key, {**self.epochs, **other.epochs})
 
     def routing_id(self, credential_id: bytes) -> bytes:
         """The cloud's name for a record: unlinkable to the credential ID without the key."""
@@ -107,23 +99,14 @@ class DomainSecrets:
         return digest[:ROUTING_ID_SIZE]
 
     def to_bytes(self) -> bytes:
-        return cbor.encode(
-            {
-                "routing": self.routing_key,
-                "epochs": self.epochs,
-                "escrow_key": self.escrow_key,
-                "escrow_salt": self.escrow_salt,
-            }
-        )
+        return cbor.encode({"routing": self.routing_key, "epochs": self.epochs})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DomainSecrets:
+        """Also reads what older versions wrote; their escrow key fields are dropped."""
         fields = cbor.loads_lenient(data)
         return cls(
-            bytes(fields["routing"]),
-            {int(k): bytes(v) for k, v in fields["epochs"].items()},
-            fields.get("escrow_key"),
-            fields.get("escrow_salt"),
+            bytes(fields["routing"]), {int(k): bytes(v) for k, v in fields["epochs"].items()}
         )
 
 
@@ -222,15 +205,15 @@ def wrap_share(recipient: bytes, secret: bytes, aad: bytes, entropy: Entropy) ->
     return ephemeral_public + _seal(key, secret, aad, entropy)
 
 
-def escrow_key(recovery_code: str, salt: bytes) -> bytes:
-    return Scrypt(salt=salt, length=32, n=SCRYPT_N, r=8, p=1).derive(recovery_code.encode())
+def recovery_verifier(recovery_code: str, salt: bytes, n: int = SCRYPT_N) -> bytes:
+    """What the HSM keeps of a recovery code: scrypt, as GPM hashes its PIN [S6]."""
+    return Scrypt(salt=salt, length=32, n=n, r=8, p=1).derive(recovery_code.encode())
 
 
-def seal_escrow(secrets: DomainSecrets, account_id: str, entropy: Entropy) -> bytes:
-    if secrets.escrow_key is None:
-        raise ValueError("the domain has no recovery code")
-    return _seal(secrets.escrow_key, secrets.to_bytes(), _ESCROW_AAD + account_id.encode(), entropy)
+def seal_escrow(hsm_key: bytes, payload: bytes, aad: bytes, entropy: Entropy) -> bytes:
+    """An escrow record only the HSM can open: sealed under a key derived from its own."""
+    return _seal(_hkdf(hsm_key, _ESCROW_INFO), payload, aad, entropy)
 
 
-def open_escrow(blob: bytes, account_id: str, key: bytes) -> DomainSecrets:
-    return DomainSecrets.from_bytes(_open(key, blob, _ESCROW_AAD + account_id.encode()))
+def open_escrow(hsm_key: bytes, blob: bytes, aad: bytes) -> bytes:
+    return _open(_hkdf(hsm_key, _ESCROW_INFO), blob, aad)

@@ -17,9 +17,10 @@ Theory of operation (reference §6.4):
   ``SameUserHandle``: OVERWRITE keeps the newest and tombstones the rest (every device picks
   the same winner), SHADOW hides the older ones at read time, KEEP_BOTH keeps all.
 * **Trust circle.** The first device creates the security domain; others join sponsored by a
-  member device or through the recovery escrow (limited attempts). Removing a device rotates
-  the key epoch, so it can't read anything written afterwards. ``Account.reset()`` is the
-  last resort: every passkey is gone.
+  member device or through the recovery escrow (``escrow.py``: an HSM that checks the code and
+  counts attempts server-side). Removing a device rotates the key epoch and hands the new
+  secrets to the escrow HSM, so the removed device can't read anything written afterwards: it
+  holds no escrow key. ``Account.reset()`` is the last resort: every passkey is gone.
 
 Errors: ``SyncError`` for operations the cloud refuses (not a member, unreachable),
 ``RecoveryError`` for a wrong or exhausted recovery code.
@@ -43,20 +44,18 @@ from authenticator.keys import Entropy, Sealer, SystemEntropy
 from authenticator.store.base import Store
 from authenticator.store.memory import MemoryStore
 from transports.sync import records
-from transports.sync.backend import CloudBackend, Conflict, Escrow, SqliteCloudBackend
+from transports.sync.backend import CloudBackend, Conflict, SqliteCloudBackend
 from transports.sync.crypto import (
     CryptoError,
     DeviceIdentity,
     DomainSecrets,
     Envelope,
-    escrow_key,
-    open_escrow,
     open_record,
-    seal_escrow,
     seal_record,
     wrap_share,
 )
 from transports.sync.cxf import CxfExport, CxfImport, export_cxf, import_cxf
+from transports.sync.escrow import EscrowError, EscrowService
 from transports.sync.providers import ICLOUD_KEYCHAIN, EditConflict, ProviderProfile, SameUserHandle
 from transports.sync.signals import (
     SignalOutcome,
@@ -74,7 +73,6 @@ from transports.sync.store import (
 )
 
 MAX_PUSH_ROUNDS: Final = 8  # conflicts resolve in one or two rounds; more means a bug
-ESCROW_SALT_SIZE: Final = 16
 
 
 class SyncError(Exception):
@@ -136,6 +134,7 @@ class Cloud:
         )
         self.clock = clock or ManualClock()
         self.entropy = entropy or SystemEntropy()
+        self.escrow = EscrowService(self.backend, self.entropy)  # the recovery HSM
         self.strict = strict  # devices' authenticators re-raise internal errors (tests)
         self._accounts: dict[str, Account] = {}
         self._partitions: list[Partition] = []
@@ -151,11 +150,14 @@ class Cloud:
         recovery_code: str | None = None,
     ) -> Account:
         """The account (created on first use). ``recovery_code`` (a device passcode, a GPM
-        PIN) sets up the escrow when the account's first device creates its domain."""
+        PIN) is escrowed with the cloud's HSM when the account's first device creates its
+        domain."""
         found = self._accounts.get(account_id)
         if found is not None:
             if provider.name != found.provider.name:
                 raise ValueError(f"{account_id} is a {found.provider.name} account")
+            if recovery_code is not None:  # for the next domain this process creates
+                found._recovery_code = recovery_code
             return found
         row = self.backend.create_account(account_id, provider.name, self.clock.now())
         if row.provider != provider.name:
@@ -226,8 +228,8 @@ class Account:
 
     @property
     def recovery_attempts_left(self) -> int:
-        escrow = self.cloud.backend.escrow(self.id)
-        return 0 if escrow is None else escrow.attempts_left
+        """As counted by the escrow HSM: 0 when there is no escrow (none set, or destroyed)."""
+        return self.cloud.escrow.attempts_left(self.id)
 
     def delay(self, author: str, receiver: str) -> float:
         return self.delays.get((author, receiver), self.provider.propagation_delay)
@@ -284,28 +286,20 @@ class Account:
         return device
 
     def _create_domain(self, device: Device) -> None:
-        entropy = self.cloud.entropy
-        backend = self.cloud.backend
-        secrets = DomainSecrets.create(entropy, first_epoch=1)
+        secrets = DomainSecrets.create(self.cloud.entropy, first_epoch=1)
         if self._recovery_code is not None:
-            salt = entropy.random_bytes(ESCROW_SALT_SIZE)
-            secrets = secrets.with_escrow(escrow_key(self._recovery_code, salt), salt)
-            sealed = seal_escrow(secrets, self.id, entropy)
-            attempts = self.provider.recovery_attempts
-            backend.put_escrow(self.id, Escrow(salt, sealed, attempts))
-        backend.set_epoch(self.id, secrets.current_epoch)
+            self.cloud.escrow.enroll(
+                self.id, self._recovery_code, secrets, self.provider.recovery_attempts
+            )
+        self.cloud.backend.set_epoch(self.id, secrets.current_epoch)
         device.enroll(secrets)
 
     def _recover_into(self, device: Device, recovery_code: str) -> None:
-        backend = self.cloud.backend
-        escrow = backend.escrow(self.id)
-        if escrow is None:
-            raise RecoveryError("no recovery escrow: reset the account", 0)
+        """The HSM checks the code and counts the attempt (reference §6.4 ``recover_join``)."""
         try:
-            secrets = open_escrow(escrow.sealed, self.id, escrow_key(recovery_code, escrow.salt))
-        except CryptoError:
-            left = backend.escrow_failure(self.id)
-            raise RecoveryError(f"wrong recovery code; {left} attempts left", left) from None
+            secrets = self.cloud.escrow.recover(self.id, recovery_code)
+        except EscrowError as refused:
+            raise RecoveryError(str(refused), refused.attempts_left) from None
         device.enroll(secrets)
 
     def remove_device(self, device: Device | str) -> None:
@@ -328,6 +322,7 @@ class Account:
         """The last resort when recovery is exhausted: every passkey and member is gone and
         the next device starts a new domain (GPM's "reset passkeys", reference §2.2)."""
         self.cloud.backend.reset_account(self.id)
+        self.cloud.escrow.destroy(self.id)
         for device in self._devices.values():
             device.forget_domain()
         self._devices.clear()
@@ -553,8 +548,13 @@ class Device:
         )
 
     def rotate(self) -> None:
-        """Start a new key epoch and share it with the remaining members only."""
-        membership = self._require_membership()
+        """Start a new key epoch and share it with the remaining members and the escrow HSM
+        only."""
+        # Pick up earlier rotations first: a new epoch built on a stale one would reuse its
+        # number with another secret, and whatever was sealed under it would be lost.
+        membership = self._refresh_secrets()
+        if membership.secrets.current_epoch < self.account.epoch:
+            raise SyncError(f"{self.name} lacks epoch {self.account.epoch}: it can't rotate")
         secrets = membership.secrets.rotated(self._entropy)
         epoch = secrets.current_epoch
         backend = self.account.cloud.backend
@@ -569,13 +569,7 @@ class Device:
             for m in members
         ]
         backend.put_shares(self.account.id, shares)
-        if secrets.escrow_key is not None:
-            old = backend.escrow(self.account.id)
-            attempts = old.attempts_left if old else self.account.provider.recovery_attempts
-            sealed = seal_escrow(secrets, self.account.id, self._entropy)
-            backend.put_escrow(
-                self.account.id, Escrow(secrets.escrow_salt or b"", sealed, attempts)
-            )
+        self.account.cloud.escrow.deposit(self.account.id, secrets)
         backend.set_epoch(self.account.id, epoch)
         self._save_membership(replace(membership, secrets=secrets))
 

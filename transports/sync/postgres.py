@@ -3,7 +3,8 @@
 Same schema and SQL as the SQLite backend (``backend.py``); BLOB becomes BYTEA, placeholders
 become ``%s``, and ``put_records`` locks the account row (``SELECT ... FOR UPDATE``) so that
 concurrent pushes get consecutive change-log positions. Each backend lives in its own schema
-(default ``fidoemu_sync``), so tests can use a fresh one and drop it.
+(default ``fidoemu_sync``), so tests can use a fresh one and drop it; the escrow HSM's state
+(``backend.HsmStore``) lives in the schema ``<schema>_hsm`` beside it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Final
 from transports.sync.backend import CloudError, SqlCloudBackend
 
 DEFAULT_SCHEMA: Final = "fidoemu_sync"
-_IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_]{0,58}")  # + "_hsm": 63, PostgreSQL's limit
 
 
 class _Cursor:
@@ -42,9 +43,11 @@ class PostgresCloudBackend(SqlCloudBackend):
         if not _IDENTIFIER.fullmatch(schema):
             raise ValueError(f"not a plain schema name: {schema!r}")
         self.schema = schema
+        self._hsm_qualifier = f"{schema}_hsm."
         try:
             self._db = psycopg.connect(dsn, autocommit=True)
             self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}_hsm")
             self._db.execute(f"SET search_path TO {schema}")
             self._init_schema()
         except psycopg.Error as exc:
@@ -67,6 +70,7 @@ class PostgresCloudBackend(SqlCloudBackend):
     def drop_schema(self) -> None:
         """Remove everything this backend stored (tests)."""
         self._db.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+        self._db.execute(f"DROP SCHEMA IF EXISTS {self.schema}_hsm CASCADE")
 
     def close(self) -> None:
         self._db.close()
