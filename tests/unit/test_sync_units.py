@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from transports.sync import (
     CryptoError,
     RecoveryError,
 )
+from transports.sync.backend import SqliteCloudBackend
 from transports.sync.bench import run
 from transports.sync.crypto import (
     DeviceIdentity,
@@ -202,6 +204,34 @@ def test_recovery_attempts_are_counted_by_the_hsm_across_processes(tmp_path: Pat
     again.device("fresh")
     assert again.recovery_attempts_left == 4, "the reset domain has a new escrow"
     assert second.account("alice", provider=provider).recover("back", "9753").is_member
+
+
+def test_a_version_1_cloud_loses_its_guessable_escrow_on_upgrade(tmp_path: Path) -> None:
+    """Schema 1 kept the escrow sealed under scrypt(code) in the cloud database; opening such a
+    file drops that table (it can't be re-sealed without the code) and keeps everything else."""
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE sync_schema (version INTEGER NOT NULL); INSERT INTO sync_schema VALUES (1);"
+        "CREATE TABLE sync_accounts (account TEXT PRIMARY KEY, provider TEXT NOT NULL, "
+        "created REAL NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, "
+        "generation INTEGER NOT NULL);"
+        "INSERT INTO sync_accounts VALUES ('alice', 'icloud-keychain', 0, 1, 0, 1);"
+        "CREATE TABLE sync_escrow (account TEXT PRIMARY KEY, salt BLOB NOT NULL, "
+        "sealed BLOB NOT NULL, attempts_left INTEGER NOT NULL);"
+        "INSERT INTO sync_escrow VALUES ('alice', x'00', x'01', 10);"
+    )
+    db.commit()
+    db.close()
+    backend = SqliteCloudBackend(path)
+    assert backend.get_account("alice") is not None
+    assert backend.escrow("alice") is None and backend.hsm.attempts("alice") is None
+    backend.close()
+    db = sqlite3.connect(path)
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "sync_escrow" not in tables and "sync_escrow_records" in tables
+    assert db.execute("SELECT version FROM sync_schema").fetchall() == [(2,)]
+    db.close()
 
 
 def test_escrow_service_refuses_records_moved_or_from_another_generation() -> None:
