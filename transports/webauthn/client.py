@@ -24,16 +24,16 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import urlsplit
 
 import cbor2
 from fido2.ctap import STATUS, CtapDevice
 from fido2.ctap import CtapError as Fido2CtapError
-from fido2.hid import CTAPHID
+from fido2.hid import CAPABILITY, CTAPHID
 from fido2.rpid import verify_rp_id
 
 from authenticator import Authenticator
@@ -81,6 +81,9 @@ from transports.webauthn.errors import (
 )
 from transports.webauthn.trace import RecordingDevice, Trace
 from transports.webauthn.user import Gesture, ScriptedUser
+
+if TYPE_CHECKING:
+    from fido2.ctap2.pin import ClientPin
 
 # WebAuthn L3 §15.1 "Recommended Range for Ceremony Timeouts", in seconds.
 TIMEOUT_RANGE: Final = (300.0, 600.0)
@@ -278,7 +281,9 @@ class DevicePort:
         gestures: list[Gesture] = []
 
         def on_keepalive(status: int) -> None:
-            if status != STATUS.UPNEEDED or gestures:
+            if status != STATUS.UPNEEDED or gestures or scripted:
+                # A scripted InProcessDevice asks ``decide`` for the gesture; its direct path
+                # reports UPNEEDED first, which must not use up (or cancel on) that gesture.
                 return
             waited, touch = ceremony.user.presence(NeedPresence(ceremony.rp_id))
             gestures.append(touch.gesture)
@@ -341,6 +346,36 @@ class DevicePort:
     def ctap_device(self, trace: Trace | None = None) -> CtapDevice:
         device = self.device
         return device if trace is None else RecordingDevice(device, self.name, trace)
+
+
+class _CeremonyDevice(CtapDevice):
+    """A python-fido2 ``CtapDevice`` whose CTAP2 messages go through ``port.exchange``, so a
+    presence or built-in UV request while python-fido2's ``ClientPin`` waits (the gesture of
+    getPinUvAuthTokenUsingUvWithPermissions) is answered by the ceremony's scripted user,
+    counts against its timer and is traced, like the ceremony's own commands."""
+
+    def __init__(self, port: CorePort | DevicePort, ceremony: Ceremony) -> None:
+        self.port = port
+        self.ceremony = ceremony
+
+    @property
+    def capabilities(self) -> int:
+        return int(CAPABILITY.CBOR)
+
+    def call(
+        self,
+        cmd: int,
+        data: bytes = b"",
+        event: threading.Event | None = None,
+        on_keepalive: Callable[[STATUS], None] | None = None,
+    ) -> bytes:
+        if cmd != CTAPHID.CBOR:
+            raise Fido2CtapError(Fido2CtapError.ERR.INVALID_COMMAND)
+        return self.port.exchange(bytes(data), self.ceremony)
+
+    @classmethod
+    def list_devices(cls) -> Iterator[CtapDevice]:
+        return iter(())
 
 
 Attachable = Authenticator | CtapDevice
@@ -555,9 +590,9 @@ class WebAuthnClient:
             if "largeBlobKey" in info.extensions:
                 ctap_extensions["largeBlobKey"] = True
                 ceremony.large_blob_write = True
-                if uv == "discouraged" and info.options.get("clientPin") is True:
-                    # A PIN-protected key writes only with an lbw token (CTAP 2.1 §6.10.2):
-                    # the PIN is asked for even though the RP discouraged verification.
+                if uv == "discouraged" and _lbw_token_source(info) is not None:
+                    # A key protected by a PIN or built-in UV writes only with an lbw token
+                    # (CTAP 2.1 §6.10.2): the user is verified even though the RP discouraged it.
                     selection = Selection(None, "discouraged", "preferred")
         if ctap_extensions:
             request[GetAssertionKey.EXTENSIONS] = _canonical_keys(ctap_extensions)
@@ -750,6 +785,10 @@ class WebAuthnClient:
     ) -> dict[int, Any]:
         """Send the command with the user-verification method that fits, then decode."""
         method = _uv_method(info, selection.user_verification)
+        if method is not None and ceremony.large_blob_write:
+            # The write after the assertion needs a token with lbw, which the "uv" option
+            # never yields: get one from built-in UV when the key offers it, else the PIN.
+            method = _lbw_token_source(info) or method
         if method == "uv":
             ctap_options["uv"] = True
         key = (
@@ -761,6 +800,8 @@ class WebAuthnClient:
             request[key] = ctap_options
         if method == "pin":
             return self._run_with_pin(port, info, ceremony, command, request, salts)
+        if method == "uv-token":
+            return self._run_with_uv_token(port, info, ceremony, command, request, salts)
         response = self._send(port, ceremony, command, request, info, salts)
         status = response[0] if response else CtapStatus.OTHER
         if (
@@ -820,15 +861,7 @@ class WebAuthnClient:
 
         ctap2 = Ctap2(port.ctap_device(ceremony.trace))
         client_pin = ClientPin(ctap2)
-        permission = (
-            ClientPin.PERMISSION.MAKE_CREDENTIAL
-            if command == Command.MAKE_CREDENTIAL
-            else ClientPin.PERMISSION.GET_ASSERTION
-        )
-        if ceremony.large_blob_write:
-            # One token for the assertion and the write; getAssertion keeps only lbw (CTAP
-            # 2.1 §6.2.2), which is what the write after it needs.
-            permission |= ClientPin.PERMISSION.LARGE_BLOB_WRITE
+        permission = _token_permission(command, ceremony, ClientPin.PERMISSION)
         while True:
             waited, pin = ceremony.user.pin(ceremony.rp_id)
             ceremony.elapse(waited, port)
@@ -846,7 +879,55 @@ class WebAuthnClient:
                     status=_STATUS_BY_BYTE.get(int(error.code)),
                 ) from None
             break
-        ceremony.pin_uv_token = PinUvToken(client_pin.protocol, token)
+        return self._send_with_token(
+            port, info, ceremony, command, request, salts, PinUvToken(client_pin.protocol, token)
+        )
+
+    def _run_with_uv_token(
+        self,
+        port: CorePort | DevicePort,
+        info: Info,
+        ceremony: Ceremony,
+        command: Command,
+        request: dict[int, Any],
+        salts: _Salts | None = None,
+    ) -> dict[int, Any]:
+        """getPinUvAuthTokenUsingUvWithPermissions (CTAP 2.1 §6.5.5.7.3) through python-fido2's
+        ``ClientPin.get_uv_token``: the built-in UV gesture is the scripted user's answer to
+        the authenticator's presence request, as for the "uv" option. When built-in UV fails
+        (UV_INVALID) or is blocked (UV_BLOCKED) and a PIN is set, the PIN is asked for, as the
+        "uv" path falls back; other failures end the ceremony."""
+        from fido2.ctap2 import Ctap2
+        from fido2.ctap2.pin import ClientPin
+
+        client_pin = ClientPin(Ctap2(_CeremonyDevice(port, ceremony)))
+        permission = _token_permission(command, ceremony, ClientPin.PERMISSION)
+        try:
+            token = client_pin.get_uv_token(permission, ceremony.rp_id)
+        except Fido2CtapError as error:
+            status = _STATUS_BY_BYTE.get(int(error.code), CtapStatus.OTHER)
+            if ceremony.trace is not None:
+                ceremony.trace.note(f"built-in UV gave no token: {status.name}")
+            if status in _UV_TOKEN_FAILED_USE_PIN and info.options.get("clientPin") is True:
+                return self._run_with_pin(port, info, ceremony, command, request, salts)
+            raise error_for_status(status, ceremony.name()) from None
+        return self._send_with_token(
+            port, info, ceremony, command, request, salts, PinUvToken(client_pin.protocol, token)
+        )
+
+    def _send_with_token(
+        self,
+        port: CorePort | DevicePort,
+        info: Info,
+        ceremony: Ceremony,
+        command: Command,
+        request: dict[int, Any],
+        salts: _Salts | None,
+        token: PinUvToken,
+    ) -> dict[int, Any]:
+        """The request with pinUvAuthParam = authenticate(token, clientDataHash) (CTAP 2.1
+        §6.1.2 / §6.2.2 step 1); the token is kept for a largeBlob write after it."""
+        ceremony.pin_uv_token = token
         client_data_hash_key = (
             MakeCredentialKey.CLIENT_DATA_HASH
             if command == Command.MAKE_CREDENTIAL
@@ -857,8 +938,8 @@ class WebAuthnClient:
             if command == Command.MAKE_CREDENTIAL
             else (GetAssertionKey.PIN_UV_AUTH_PARAM, GetAssertionKey.PIN_UV_AUTH_PROTOCOL)
         )
-        request[param_key] = client_pin.protocol.authenticate(token, request[client_data_hash_key])
-        request[protocol_key] = client_pin.protocol.VERSION
+        request[param_key] = token.protocol.authenticate(token.token, request[client_data_hash_key])
+        request[protocol_key] = token.protocol.VERSION
         return _decode(self._send(port, ceremony, command, request, info, salts), ceremony)
 
     def _choose_account(
@@ -966,6 +1047,35 @@ def _resident_key(selection: Selection, info: Info) -> bool:
 
 
 _UV_FAILED_USE_PIN: Final = (CtapStatus.PUAT_REQUIRED, CtapStatus.UV_INVALID)
+# getPinUvAuthTokenUsingUvWithPermissions (CTAP 2.1 §6.5.5.7.3 steps 7-10): a mismatch is
+# UV_INVALID (a retry spent), no retries left UV_BLOCKED; the PIN can still give a token.
+_UV_TOKEN_FAILED_USE_PIN: Final = (CtapStatus.UV_INVALID, CtapStatus.UV_BLOCKED)
+
+
+def _lbw_token_source(info: Info) -> str | None:
+    """Where a platform gets a token with the lbw permission, in a browser's order of
+    preference (python-fido2's ``Fido2Client._get_token``, Chromium's): built-in UV's own
+    token when the key has built-in UV and the "pinUvAuthToken" option (CTAP 2.1 §6.5.5.7.3),
+    else the PIN; None when the key offers neither (an unprotected key needs no token)."""
+    if info.options.get("uv") is True and info.options.get("pinUvAuthToken") is True:
+        return "uv-token"
+    if info.options.get("clientPin") is True:
+        return "pin"
+    return None
+
+
+def _token_permission(
+    command: Command, ceremony: Ceremony, flags: type[ClientPin.PERMISSION]
+) -> ClientPin.PERMISSION:
+    """The permissions to ask a token for: mc or ga for the command; with a largeBlob write
+    also lbw, one token for the assertion and the write (getAssertion keeps only lbw, CTAP 2.1
+    §6.2.2, which is what the write after it needs). ``flags`` is ``ClientPin.PERMISSION``."""
+    permission = (
+        flags.MAKE_CREDENTIAL if command == Command.MAKE_CREDENTIAL else flags.GET_ASSERTION
+    )
+    if ceremony.large_blob_write:
+        permission |= flags.LARGE_BLOB_WRITE
+    return permission
 
 
 def _uv_method(info: Info, requirement: str) -> str | None:
