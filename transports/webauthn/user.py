@@ -34,7 +34,12 @@ class Gesture(Enum):
     APPROVE = "approve"  # touch (and pass the built-in UV gesture when asked)
     DENY = "deny"  # refuse on the authenticator (OPERATION_DENIED)
     TIME_OUT = "time_out"  # never touch: the authenticator's own wait ends (USER_ACTION_TIMEOUT)
-    UV_FAIL = "uv_fail"  # touch, but the fingerprint/face does not match (UV_INVALID)
+    # Touch, but the fingerprint/face does not match. Inside makeCredential/getAssertion
+    # (CTAP 2.1 §6.1.2 step 11.2.3, §6.2.2 step 6.2.3) the core answers PUAT_REQUIRED when a
+    # usable PIN is set, PIN_BLOCKED when the UV retries are exhausted, else OPERATION_DENIED;
+    # UV_INVALID (UV_BLOCKED on the last retry) only for the clientPIN subcommand
+    # getPinUvAuthTokenUsingUvWithPermissions (§6.5.5.7.3).
+    UV_FAIL = "uv_fail"
     CANCEL = "cancel"  # close the browser dialog: the client cancels (KEEPALIVE_CANCEL)
     ABORT = "abort"  # the page aborts through its AbortSignal (AbortError)
 
