@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
+from fido2 import cbor
 from fido2.client import ClientError, DefaultClientDataCollector, Fido2Client
 from fido2.server import Fido2Server
 from fido2.utils import websafe_decode
@@ -45,6 +46,8 @@ from transports.sync import (
 )
 from transports.sync.cxf import CxfError
 from transports.sync.providers import ProviderClient
+from transports.webauthn import WebAuthnClient, approve, b64url
+from transports.webauthn.trace import Trace
 
 ORIGIN = "https://example.com"
 RP_ID = "example.com"
@@ -315,6 +318,67 @@ def test_icloud_large_blob_write_and_read_stay_on_the_device(
         Client(laptop, plain=True), [registration], extensions={"largeBlob": {"read": True}}
     )
     assert elsewhere.credential_id == registration.credential.credential_id
+    assert not elsewhere.extensions["largeBlob"].get("blob")
+
+
+def test_icloud_large_blob_through_webauthn_client_uses_a_built_in_uv_token(
+    cloud: Cloud, rp: RelyingParty
+) -> None:
+    """The browser's path: WebAuthnClient gets the lbw token from the device's built-in UV
+    (clientPIN getPinUvAuthTokenUsingUvWithPermissions, CTAP 2.1 §6.5.5.7.3), no PIN."""
+    account = cloud.account("a", provider=ICLOUD_KEYCHAIN)
+    phone, laptop = account.device("phone"), account.device("laptop")
+    client = WebAuthnClient(ORIGIN, phone.authenticator, trace=Trace())
+    options, state = rp.server.register_begin(
+        PublicKeyCredentialUserEntity(id=b"alice", name="alice", display_name="Alice"),
+        resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+    )
+    created = client.create(
+        {**dict(options.public_key), "extensions": {"largeBlob": {"support": "required"}}}
+    )
+    assert created["clientExtensionResults"] == {"largeBlob": {"supported": True}}
+    allow = [{"type": "public-key", "id": created["id"]}]
+    challenge = b64url(b"a challenge of sixteen bytes or more")
+    client.user.then(approve())  # Face ID for the token
+    written = client.get(
+        {
+            "challenge": challenge,
+            "rpId": RP_ID,
+            "allowCredentials": allow,
+            "extensions": {"largeBlob": {"write": b64url(b"boarding pass")}},
+        }
+    )
+    assert written["clientExtensionResults"] == {"largeBlob": {"written": True}}
+    client.user.assert_done()
+    assert client.trace is not None
+    tokens = [
+        e.decoded()[0]
+        for e in client.trace.exchanges
+        if e.command == "CLIENT_PIN" and e.status == "OK"
+    ]
+    assert [(t["subCommand"], t.get("permissions")) for t in tokens][-1] == (0x06, 0x12)  # ga|lbw
+    read = client.get(
+        {
+            "challenge": challenge,
+            "rpId": RP_ID,
+            "allowCredentials": allow,
+            "extensions": {"largeBlob": {"read": True}},
+        }
+    )
+    assert read["clientExtensionResults"] == {"largeBlob": {"blob": b64url(b"boarding pass")}}
+    credential = rp.server.register_complete(state, created).credential_data
+    assert credential is not None
+    rp.credentials[credential.credential_id] = credential
+    registration = Registered(credential, b"", ICLOUD_KEYCHAIN.aaguid, True, True, {})
+    rp.public_keys[credential.credential_id] = cbor.encode(dict(credential.public_key))
+    by_fido2 = rp.login(
+        Client(phone, plain=True), [registration], extensions={"largeBlob": {"read": True}}
+    )
+    assert websafe_decode(by_fido2.extensions["largeBlob"]["blob"]) == b"boarding pass"
+    account.sync()
+    elsewhere = rp.login(
+        Client(laptop, plain=True), [registration], extensions={"largeBlob": {"read": True}}
+    )
     assert not elsewhere.extensions["largeBlob"].get("blob")
 
 
