@@ -30,15 +30,21 @@ from tests.unit.test_webauthn_client_extensions import create_options, get_optio
 from transports.inprocess import Decision, InProcessDevice
 from transports.pytest_plugin import AuthenticatorFactory
 from transports.webauthn import (
+    AbortError,
     NotAllowedError,
     WebAuthnClient,
+    WebAuthnError,
+    abort,
     approve,
     b64url,
     b64url_decode,
+    deny,
     enter_pin,
+    time_out,
     uv_fail,
 )
 from transports.webauthn.trace import Exchange, Trace
+from transports.webauthn.user import Touch
 
 ORIGIN = "https://example.com"
 RP_ID = "example.com"
@@ -232,3 +238,48 @@ def test_over_a_ctap_device_the_scripted_user_answers_the_uv_gesture(
     assert client.trace is not None
     assert [e.status for e in client_pin(client.trace, GET_UV_TOKEN)] == ["UV_INVALID", "OK"]
     assert fido2_reads(platform, credential_id)[1] == b"accepted"
+
+
+@pytest.mark.parametrize(
+    ("gesture", "error", "status"),
+    [
+        (time_out(after=1.0), NotAllowedError, CtapStatus.USER_ACTION_TIMEOUT),
+        (deny(), NotAllowedError, CtapStatus.OPERATION_DENIED),
+        (abort(), AbortError, None),
+    ],
+)
+def test_other_gestures_end_the_ceremony_without_a_write(
+    authenticator_factory: AuthenticatorFactory,
+    gesture: Touch,
+    error: type[WebAuthnError],
+    status: CtapStatus | None,
+) -> None:
+    """Not a failed match: no PIN fallback even with a PIN set; nothing is written."""
+    authenticator = uv_and_pin(authenticator_factory)
+    client = WebAuthnClient(ORIGIN, authenticator, trace=Trace())
+    credential_id = register(client)
+    client.user.then(gesture)
+    with pytest.raises(error) as raised:
+        write(client, credential_id, b"never")
+    assert raised.value.status is status
+    assert not [p for p in client.user.prompts if p.kind == "pin"]
+    assert fido2_reads(authenticator, credential_id) == ({}, None)
+
+
+def test_without_the_token_option_no_lbw_token_is_asked_for(
+    authenticator_factory: AuthenticatorFactory,
+) -> None:
+    """Without "pinUvAuthToken" neither built-in UV nor the PIN (legacy getPinToken: mc|ga)
+    yields lbw: the client verifies with the "uv" option, asks for no PIN, and the
+    authenticator refuses the write (CTAP 2.1 §6.10.2), which the RP sees as written: false."""
+    authenticator = authenticator_factory("platform", client_pin=True, pin_uv_auth_token=False)
+    ClientPin(Ctap2(InProcessDevice(authenticator))).set_pin(PIN)
+    client = WebAuthnClient(ORIGIN, authenticator, trace=Trace())
+    credential_id = register(client)
+    client.user.then(approve())
+    assert write(client, credential_id, b"refused") == {"largeBlob": {"written": False}}
+    client.user.assert_done()
+    assert client.trace is not None
+    assert not client_pin(client.trace, GET_UV_TOKEN)
+    assert not [p for p in client.user.prompts if p.kind == "pin"]
+    assert fido2_reads(authenticator, credential_id) == ({}, None)

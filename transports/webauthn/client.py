@@ -1055,9 +1055,12 @@ _UV_TOKEN_FAILED_USE_PIN: Final = (CtapStatus.UV_INVALID, CtapStatus.UV_BLOCKED)
 def _lbw_token_source(info: Info) -> str | None:
     """Where a platform gets a token with the lbw permission, in a browser's order of
     preference (python-fido2's ``Fido2Client._get_token``, Chromium's): built-in UV's own
-    token when the key has built-in UV and the "pinUvAuthToken" option (CTAP 2.1 §6.5.5.7.3),
-    else the PIN; None when the key offers neither (an unprotected key needs no token)."""
-    if info.options.get("uv") is True and info.options.get("pinUvAuthToken") is True:
+    token (CTAP 2.1 §6.5.5.7.3), else the PIN (§6.5.5.7.2). Both need the "pinUvAuthToken"
+    option: the legacy getPinToken grants only mc|ga. None when no lbw token can be had
+    (an unprotected key needs none; otherwise the write will be refused)."""
+    if info.options.get("pinUvAuthToken") is not True:
+        return None
+    if info.options.get("uv") is True:
         return "uv-token"
     if info.options.get("clientPin") is True:
         return "pin"
