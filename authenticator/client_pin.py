@@ -36,6 +36,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from authenticator.commands import (
     ClientPinKey,
     ClientPinResponseKey,
@@ -361,9 +364,9 @@ def advertise_persistent_token(ctx: Context, info: dict[int, Any]) -> None:
     if token is None or not token.permissions:
         return
     identifier = ctx.sealer.derive(DEVICE_IDENTIFIER_PURPOSE, b"", AES_BLOCK)
-    # HKDF (RFC 5869) with a 16-byte output is one HMAC block, truncated.
-    prk = hmac.new(bytes(32), token.value, hashlib.sha256).digest()
-    key = hmac.new(prk, ENC_IDENTIFIER_INFO + b"\x01", hashlib.sha256).digest()[:AES_BLOCK]
+    key = HKDF(
+        hashes.SHA256(), AES_BLOCK, salt=bytes(32), info=ENC_IDENTIFIER_INFO
+    ).derive(token.value)
     # Protocol two's encrypt is exactly "random IV || AES-CBC(key, IV, plaintext)"; a
     # 16-byte key makes it AES-128.
     cipher = SharedSecret(PinUvAuthProtocol.TWO, b"", key, ctx.entropy)
